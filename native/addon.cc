@@ -1,0 +1,20 @@
+#include <napi.h>
+
+namespace rmoe {
+void initTensorHandle(Napi::Env env, Napi::Object exports);
+void initOpCall(Napi::Env env, Napi::Object exports);
+void initTensorData(Napi::Env env, Napi::Object exports);
+void initAutograd(Napi::Env env, Napi::Object exports);
+void initRuntime(Napi::Env env, Napi::Object exports);
+}  // namespace rmoe
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  rmoe::initRuntime(env, exports);
+  rmoe::initTensorHandle(env, exports);
+  rmoe::initOpCall(env, exports);
+  rmoe::initTensorData(env, exports);
+  rmoe::initAutograd(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(robust_moe, Init)

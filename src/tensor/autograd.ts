@@ -1,0 +1,60 @@
+// Autograd entry points beyond Tensor.backward().
+import { native } from "./native.js";
+import { Tensor } from "./tensor.js";
+
+export interface GradOptions {
+  /** Seeds for non-scalar outputs (null: ones for a scalar output). */
+  gradOutputs?: readonly (Tensor | null)[];
+  retainGraph?: boolean;
+  createGraph?: boolean;
+  /** Return null for inputs the outputs do not depend on instead of throwing. */
+  allowUnused?: boolean;
+}
+
+/**
+ * d(outputs)/d(inputs), like torch.autograd.grad: parameters' .grad is left untouched,
+ * which is what attacks need (thousands of input gradients through a trained model).
+ */
+function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+  const outs = outputs instanceof Tensor ? [outputs] : outputs;
+  const ins = inputs instanceof Tensor ? [inputs] : inputs;
+  const seeds = options.gradOutputs ? options.gradOutputs.map((g) => (g === null ? null : g.handle)) : null;
+  const result = native.grad(
+    outs.map((t) => t.handle),
+    ins.map((t) => t.handle),
+    seeds,
+    options.retainGraph,
+    options.createGraph ?? false,
+    options.allowUnused ?? false,
+  );
+  return result.map((h) => (h === null ? null : Tensor.fromHandle(h)));
+}
+
+export const autograd = { grad };
+
+export function isGradEnabled(): boolean {
+  return native.isGradEnabled();
+}
+
+function withGradMode<T>(on: boolean, fn: () => T): T {
+  const prev = native.isGradEnabled();
+  native.setGradEnabled(on);
+  try {
+    const result = fn();
+    if (result instanceof Promise) {
+      throw new TypeError("noGrad/enableGrad take a synchronous function (grad mode is per thread, not per promise)");
+    }
+    return result;
+  } finally {
+    native.setGradEnabled(prev);
+  }
+}
+
+/** Runs fn without recording autograd history (torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}

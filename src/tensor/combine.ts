@@ -1,0 +1,23 @@
+// Free functions over several tensors.
+import { callTensor } from "./ops.js";
+import type { Tensor, TensorOrScalar } from "./tensor.js";
+
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new TypeError("cat: needs at least one tensor");
+  return callTensor("cat", [tensors, dim]);
+}
+
+export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new TypeError("stack: needs at least one tensor");
+  return callTensor("stack", [tensors, dim]);
+}
+
+/** condition ? a : b, elementwise with broadcasting. */
+export function where(condition: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  return callTensor("where", [condition, a, b]);
+}
+
+/** Einstein summation, e.g. einsum("bij,bjk->bik", x, y). */
+export function einsum(equation: string, ...operands: Tensor[]): Tensor {
+  return callTensor("einsum", [equation, operands]);
+}
