@@ -89,6 +89,18 @@ Napi::Value Grad(const Napi::CallbackInfo& info) {
   });
 }
 
+// setData(h, src): swaps the storage behind a tensor while keeping its identity and
+// autograd leaf status, like `param.data = ...` in PyTorch (Module.to(), loading weights).
+Napi::Value SetData(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(info, [&]() -> Napi::Value {
+    at::Tensor& t = unwrapTensor(env, info[0], "setData");
+    const at::Tensor& src = unwrapTensor(env, info[1], "setData");
+    t.set_data(src);
+    return env.Undefined();
+  });
+}
+
 Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
@@ -106,6 +118,7 @@ void initAutograd(Napi::Env env, Napi::Object exports) {
   exports.Set("setGrad", Napi::Function::New(env, SetGrad));
   exports.Set("backward", Napi::Function::New(env, Backward));
   exports.Set("grad", Napi::Function::New(env, Grad));
+  exports.Set("setData", Napi::Function::New(env, SetData));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled));
 }

@@ -37,7 +37,12 @@ export interface BatchNormOptions {
 }
 
 /** Batch norm; in training mode running stats (when given) are updated in place, as in PyTorch. */
-export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
+export function batchNorm(
+  input: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  o: BatchNormOptions = {},
+): Tensor {
   return callTensor("batchNorm", [
     input,
     o.weight ?? null,
@@ -51,7 +56,13 @@ export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar:
   ]);
 }
 
-export function layerNorm(input: Tensor, normalizedShape: readonly number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function layerNorm(
+  input: Tensor,
+  normalizedShape: readonly number[],
+  weight: Tensor | null = null,
+  bias: Tensor | null = null,
+  eps = 1e-5,
+): Tensor {
   return callTensor("layerNorm", [input, normalizedShape, weight, bias, eps, true]);
 }
 
@@ -84,11 +95,25 @@ export interface PoolOptions {
 }
 
 export function avgPool2d(input: Tensor, kernelSize: Pair, o: PoolOptions & { countIncludePad?: boolean } = {}): Tensor {
-  return callTensor("avgPool2d", [input, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, o.ceilMode ?? false, o.countIncludePad ?? true]);
+  return callTensor("avgPool2d", [
+    input,
+    kernelSize,
+    o.stride ?? kernelSize,
+    o.padding ?? 0,
+    o.ceilMode ?? false,
+    o.countIncludePad ?? true,
+  ]);
 }
 
 export function maxPool2d(input: Tensor, kernelSize: Pair, o: PoolOptions & { dilation?: Pair } = {}): Tensor {
-  return callTensor("maxPool2d", [input, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, o.dilation ?? 1, o.ceilMode ?? false]);
+  return callTensor("maxPool2d", [
+    input,
+    kernelSize,
+    o.stride ?? kernelSize,
+    o.padding ?? 0,
+    o.dilation ?? 1,
+    o.ceilMode ?? false,
+  ]);
 }
 
 export function adaptiveAvgPool2d(input: Tensor, outputSize: Pair): Tensor {
@@ -115,15 +140,18 @@ export function interpolate(input: Tensor, o: InterpolateOptions): Tensor {
     throw new TypeError("interpolate: give exactly one of size and scaleFactor");
   }
   const size = o.size === undefined ? null : typeof o.size === "number" ? [o.size, o.size] : o.size;
-  const scale = o.scaleFactor === undefined ? null : typeof o.scaleFactor === "number" ? [o.scaleFactor, o.scaleFactor] : o.scaleFactor;
+  const scale =
+    o.scaleFactor === undefined ? null : typeof o.scaleFactor === "number" ? [o.scaleFactor, o.scaleFactor] : o.scaleFactor;
   const mode = o.mode ?? "nearest";
   if (mode === "nearest") {
     if (o.antialias) throw new TypeError("interpolate: antialias needs mode 'bilinear' or 'bicubic'");
     return callTensor("upsampleNearest2d", [input, size, scale]);
   }
   const align = o.alignCorners ?? false;
-  if (mode === "bilinear") return callTensor(o.antialias ? "upsampleBilinear2dAA" : "upsampleBilinear2d", [input, size, align, scale]);
-  if (mode === "bicubic") return callTensor(o.antialias ? "upsampleBicubic2dAA" : "upsampleBicubic2d", [input, size, align, scale]);
+  if (mode === "bilinear")
+    return callTensor(o.antialias ? "upsampleBilinear2dAA" : "upsampleBilinear2d", [input, size, align, scale]);
+  if (mode === "bicubic")
+    return callTensor(o.antialias ? "upsampleBicubic2dAA" : "upsampleBicubic2d", [input, size, align, scale]);
   throw new TypeError(`interpolate: unknown mode '${String(mode)}'`);
 }
 
@@ -136,7 +164,14 @@ export interface CrossEntropyOptions {
 
 /** Cross entropy of logits [N, C] (or [N, C, ...]) against int64 class indices. */
 export function crossEntropy(logits: Tensor, target: Tensor, o: CrossEntropyOptions = {}): Tensor {
-  return callTensor("crossEntropy", [logits, target, o.weight ?? null, reduction(o.reduction, "crossEntropy"), o.ignoreIndex ?? -100, o.labelSmoothing ?? 0]);
+  return callTensor("crossEntropy", [
+    logits,
+    target,
+    o.weight ?? null,
+    reduction(o.reduction, "crossEntropy"),
+    o.ignoreIndex ?? -100,
+    o.labelSmoothing ?? 0,
+  ]);
 }
 
 export function nllLoss(logProbs: Tensor, target: Tensor, o: Omit<CrossEntropyOptions, "labelSmoothing"> = {}): Tensor {
@@ -147,7 +182,11 @@ export function nllLoss(logProbs: Tensor, target: Tensor, o: Omit<CrossEntropyOp
  * KL(target || input) with input given as log-probabilities, as torch's kl_div.
  * 'batchmean' divides the sum by the batch size: the mathematically correct KL.
  */
-export function klDiv(input: Tensor, target: Tensor, o: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {}): Tensor {
+export function klDiv(
+  input: Tensor,
+  target: Tensor,
+  o: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {},
+): Tensor {
   if (o.reduction === "batchmean") {
     const total = callTensor("klDiv", [input, target, REDUCTION.sum, o.logTarget ?? false]);
     const out = total.div(input.shape[0] ?? 1);

@@ -15,7 +15,11 @@ export interface GradOptions {
  * d(outputs)/d(inputs), like torch.autograd.grad: parameters' .grad is left untouched,
  * which is what attacks need (thousands of input gradients through a trained model).
  */
-function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+function grad(
+  outputs: Tensor | readonly Tensor[],
+  inputs: Tensor | readonly Tensor[],
+  options: GradOptions = {},
+): (Tensor | null)[] {
   const outs = outputs instanceof Tensor ? [outputs] : outputs;
   const ins = inputs instanceof Tensor ? [inputs] : inputs;
   const seeds = options.gradOutputs ? options.gradOutputs.map((g) => (g === null ? null : g.handle)) : null;

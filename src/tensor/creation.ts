@@ -109,6 +109,12 @@ export function tensor(data: NestedArray | AnyTypedArray, options: CreateOptions
   return finish(t, options);
 }
 
+/** A tensor whose values are the given raw little-endian bytes (e.g. from a safetensors file). */
+export function fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: DType): Tensor {
+  checkShape(shape, "fromBytes");
+  return Tensor.fromHandle(native.fromBuffer(bytes, shape, dtypeCode(dtype)));
+}
+
 /** A 0-d tensor. */
 export function scalar(value: number | boolean, options: CreateOptions = {}): Tensor {
   return tensor(value, options);

@@ -48,3 +48,21 @@ export type TypedArrayFor<D extends DType> = D extends "float32" | "float16" | "
             : Uint8Array;
 
 export type AnyTypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+
+const SIZES: Record<DType, number> = {
+  uint8: 1,
+  int8: 1,
+  bool: 1,
+  int16: 2,
+  float16: 2,
+  bfloat16: 2,
+  int32: 4,
+  float32: 4,
+  int64: 8,
+  float64: 8,
+};
+
+/** Bytes per element. */
+export function elementSize(d: DType): number {
+  return SIZES[d];
+}

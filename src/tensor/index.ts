@@ -1,9 +1,17 @@
 export { autograd, enableGrad, type GradOptions, isGradEnabled, noGrad } from "./autograd.js";
 export { cat, einsum, stack, where } from "./combine.js";
 export * from "./creation.js";
-export { type DType, isFloatingPoint } from "./dtype.js";
+export { type DType, elementSize, isFloatingPoint } from "./dtype.js";
 export { OP_TABLE, type OpName } from "./op-table.js";
 export { callOp, opSchema } from "./ops.js";
 export { cuda, engineInfo, getNumThreads, type MemoryStats, manualSeed, memoryStats, setNumThreads } from "./runtime.js";
 export { dispose, keep, scope } from "./scope.js";
-export { type BackwardOptions, type Device, type Dims, type NestedArray, type Scalar, Tensor, type TensorOrScalar } from "./tensor.js";
+export {
+  type BackwardOptions,
+  type Device,
+  type Dims,
+  type NestedArray,
+  type Scalar,
+  Tensor,
+  type TensorOrScalar,
+} from "./tensor.js";

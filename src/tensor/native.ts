@@ -42,6 +42,7 @@ export interface NativeBinding {
     create: boolean,
     allowUnused: boolean,
   ): (TensorHandle | null)[];
+  setData(h: TensorHandle, src: TensorHandle): void;
   isGradEnabled(): boolean;
   setGradEnabled(on: boolean): void;
   setNumThreads(n: number): void;

@@ -129,6 +129,7 @@ export const OP_TABLE = {
   zero_: "aten::zero_",
   fill_: "aten::fill_.Scalar",
   sqrt_: "aten::sqrt_",
+  erfinv_: "aten::erfinv_",
   uniform_: "aten::uniform_",
   normal_: "aten::normal_",
   maskedFill_: "aten::masked_fill_.Scalar",

@@ -38,5 +38,10 @@ export const cuda = {
 
 export function engineInfo(): { torchVersion: string; threads: number; parallelInfo: string; cudaAvailable: boolean } {
   const c = native.config();
-  return { torchVersion: c.torchVersion, threads: native.getNumThreads(), parallelInfo: c.parallelInfo, cudaAvailable: native.cudaIsAvailable() };
+  return {
+    torchVersion: c.torchVersion,
+    threads: native.getNumThreads(),
+    parallelInfo: c.parallelInfo,
+    cudaAvailable: native.cudaIsAvailable(),
+  };
 }

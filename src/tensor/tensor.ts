@@ -156,6 +156,20 @@ export class Tensor implements Disposable {
     }
   }
 
+  /** The raw little-endian bytes of the values in row-major order (any dtype, no conversion). */
+  toBytes(): Uint8Array {
+    return new Uint8Array(native.toBuffer(this.handle));
+  }
+
+  /**
+   * Replaces this tensor's data with src's (same JS object, same autograd leaf), like
+   * PyTorch's `t.data = src`. Used to move or cast parameters without breaking references.
+   */
+  setData(src: Tensor): this {
+    native.setData(this.handle, src.handle);
+    return this;
+  }
+
   /** Values as numbers (int64 converted to number), flat in row-major order. */
   toFlatArray(): number[] {
     const a = this.toTypedArray();
@@ -467,11 +481,17 @@ export class Tensor implements Disposable {
 
   /** Variance; correction 1 (default) is Bessel's unbiased estimate, 0 the population variance. */
   var(dim?: Dims, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return callTensor("var", [this, dimList(dim) ?? null], { correction: options.correction ?? 1, keepdim: options.keepdim ?? false });
+    return callTensor("var", [this, dimList(dim) ?? null], {
+      correction: options.correction ?? 1,
+      keepdim: options.keepdim ?? false,
+    });
   }
 
   std(dim?: Dims, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return callTensor("std", [this, dimList(dim) ?? null], { correction: options.correction ?? 1, keepdim: options.keepdim ?? false });
+    return callTensor("std", [this, dimList(dim) ?? null], {
+      correction: options.correction ?? 1,
+      keepdim: options.keepdim ?? false,
+    });
   }
 
   /** Vector p-norm over dim (all elements when omitted); p may be Infinity. */
@@ -600,6 +620,11 @@ export class Tensor implements Disposable {
 
   sqrt_(): this {
     callInPlace("sqrt_", [this]);
+    return this;
+  }
+
+  erfinv_(): this {
+    callInPlace("erfinv_", [this]);
     return this;
   }
 
