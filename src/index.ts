@@ -1,4 +1,5 @@
 // robust-moe: the public API.
-export * as nn from "./nn/index.js";
+
 export * as F from "./nn/functional.js";
+export * as nn from "./nn/index.js";
 export * from "./tensor/index.js";

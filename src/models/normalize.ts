@@ -1,8 +1,9 @@
 // Per-channel input normalisation as the model's first layer: attacks and certificates
 // then work in [0,1] pixel space while the network sees standardised inputs.
+
+import { Module } from "../nn/module.js";
 import { tensor } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { Module } from "../nn/module.js";
 
 export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465] as const;
 export const CIFAR10_STD = [0.247, 0.2435, 0.2616] as const;

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// rmoe: the robust-moe command line.
+import { smokeCommand } from "./smoke.js";
+
+const USAGE = `usage: rmoe <command> [options]
+
+commands:
+  smoke [--steps N] [--width W] [--batch B]   engine smoke run: LibTorch info, then a ResNet18
+                                             fitting one fixed batch (loss must fall)
+  help                                       this text
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "smoke":
+      return smokeCommand(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`rmoe: unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`rmoe: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
