@@ -2,7 +2,12 @@
 import assert from "node:assert/strict";
 import type { Tensor } from "../../src/tensor/index.js";
 
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: { atol?: number; rtol?: number } = {}, what = "values"): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: { atol?: number; rtol?: number } = {},
+  what = "values",
+): void {
   const atol = tol.atol ?? 1e-6;
   const rtol = tol.rtol ?? 1e-5;
   assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
@@ -22,7 +27,15 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
 }
 
-export function assertTensorClose(actual: Tensor, expected: ArrayLike<number> | Tensor, tol: { atol?: number; rtol?: number } = {}, what = "tensor"): void {
-  const exp = Array.isArray(expected) || ArrayBuffer.isView(expected) ? (expected as ArrayLike<number>) : (expected as Tensor).toFlatArray();
+export function assertTensorClose(
+  actual: Tensor,
+  expected: ArrayLike<number> | Tensor,
+  tol: { atol?: number; rtol?: number } = {},
+  what = "tensor",
+): void {
+  const exp =
+    Array.isArray(expected) || ArrayBuffer.isView(expected)
+      ? (expected as ArrayLike<number>)
+      : (expected as Tensor).toFlatArray();
   assertClose(actual.toFlatArray(), exp, tol, what);
 }

@@ -11,8 +11,12 @@ describe("native memory", () => {
   it("2,000 training-like steps inside scopes keep live tensors and RSS flat", () => {
     manualSeed(1);
     const start = memoryStats().liveTensors;
-    const w1 = scope(() => randn([8, 3, 3, 3]).mul(0.1)).requiresGrad_().keep();
-    const w2 = scope(() => randn([10, 8]).mul(0.1)).requiresGrad_().keep();
+    const w1 = scope(() => randn([8, 3, 3, 3]).mul(0.1))
+      .requiresGrad_()
+      .keep();
+    const w2 = scope(() => randn([10, 8]).mul(0.1))
+      .requiresGrad_()
+      .keep();
     const params = [w1, w2];
     const step = () =>
       scope(() => {
@@ -26,7 +30,9 @@ describe("native memory", () => {
         const xadv = noGrad(() => x.add(gx!.sign().mul(0.01)).clamp(0, 1));
         const loss = F.crossEntropy(logits(xadv), y);
         const grads = autograd.grad(loss, params);
-        noGrad(() => params.forEach((p, i) => p.sub_(grads[i]!.mul(0.05))));
+        noGrad(() => {
+          for (const [i, p] of params.entries()) p.sub_(grads[i]!.mul(0.05));
+        });
         return loss.item();
       });
     for (let i = 0; i < 200; i++) step();

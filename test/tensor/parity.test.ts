@@ -9,7 +9,7 @@
 // thread count (a parallel reduction splitting work differently) shows up here.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import * as F from "../../src/nn/functional.js";
 import {
   einsum,
@@ -73,9 +73,15 @@ function build(e: Encoded): Tensor {
       return tensor(values, { shape: e.shape });
     }
     case "int64":
-      return tensor(BigInt64Array.from(e.data as number[], (v) => BigInt(v)), { shape: e.shape });
+      return tensor(
+        BigInt64Array.from(e.data as number[], (v) => BigInt(v)),
+        { shape: e.shape },
+      );
     case "bool":
-      return tensor(Uint8Array.from(e.data as boolean[], (v) => (v ? 1 : 0)), { shape: e.shape, dtype: "bool" });
+      return tensor(
+        Uint8Array.from(e.data as boolean[], (v) => (v ? 1 : 0)),
+        { shape: e.shape, dtype: "bool" },
+      );
   }
 }
 
@@ -124,8 +130,23 @@ interface Tol {
   rtol: number;
 }
 
-/** The brief's bound: 1e-5 absolute plus 1e-5 relative, the float32 working accuracy. */
+/**
+ * 1e-5 absolute plus 1e-5 relative: float32 working accuracy for values of order 1-10.
+ * Observed errors are 0 to 1e-6: the same LibTorch computes both sides, and what differs is
+ * (a) the kernel set, since the addon selects AVX-512 kernels (ATEN_CPU_CAPABILITY=avx512)
+ * where PyTorch keeps AVX2, so vectorised reductions add in a different order (~1 ulp), and
+ * (b) the thread count for parallel reductions (batch-norm statistics, weight gradients).
+ * With ATEN_CPU_CAPABILITY=avx2 and one thread every value is bit-identical.
+ */
 const TOL: Tol = { atol: 1e-5, rtol: 1e-5 };
+
+/**
+ * Gradients of the conv net are of order 1e-3 to 0.2, where 1e-5 absolute would only check
+ * 2-3 digits; 1e-6 keeps the check meaningful (observed: under 1e-7). d loss / d conv2_b is
+ * pure rounding noise (~1e-8: the batch norm after conv2 cancels its bias), so a relative
+ * bound alone could not work there either.
+ */
+const GRAD_TOL: Tol = { atol: 1e-6, rtol: 1e-5 };
 
 interface Worst {
   abs: number;
@@ -160,12 +181,14 @@ function check(group: string, what: string, actual: Tensor, expected: Encoded, t
   const want = expected.data as number[];
   let abs = 0;
   let rel = 0;
+  const floor = Math.max(1e-6, 1e-3 * want.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
   for (let i = 0; i < want.length; i++) {
     const e = want[i] as number;
     const d = Math.abs((got[i] as number) - e);
     abs = Math.max(abs, d);
-    // Relative error only where it means something: not at values that are zero in float32 terms.
-    if (Math.abs(e) > 1e-6) rel = Math.max(rel, d / Math.abs(e));
+    // Relative error only where it means something: not at values that are rounding noise
+    // next to the tensor's largest entries.
+    if (Math.abs(e) > floor) rel = Math.max(rel, d / Math.abs(e));
   }
   record(group, abs, rel, what);
   assertClose(got, want, tol, what);
@@ -313,13 +336,6 @@ describe("PyTorch parity", () => {
     liveAtStart = memoryStats().liveTensors;
   });
 
-  after(() => {
-    const lines = [...worst.entries()].map(
-      ([g, w]) => `${g.padEnd(22)} max abs ${w.abs.toExponential(2)}  max rel ${w.rel.toExponential(2)}  (${w.where})`,
-    );
-    console.log(`# worst errors against PyTorch ${fixture.meta.torch_version}, per group:\n# ${lines.join("\n# ")}`);
-  });
-
   it("the fixture comes from the LibTorch version the addon links", () => {
     assert.match(fixture.meta.torch_version, /^1\.13/);
     assert.ok(Object.keys(fixture.cases).length >= 25);
@@ -386,9 +402,10 @@ describe("PyTorch parity", () => {
         for (const [k, expected] of Object.entries(net.grads)) {
           const g = input(p, k).grad;
           assert.ok(g !== null, `${k} has no gradient`);
-          check("net.grad", `d loss / d ${k} ${at}`, g, expected);
+          check("net.grad", `d loss / d ${k} ${at}`, g, expected, GRAD_TOL);
         }
-        for (const [k, expected] of Object.entries(net.buffers_after)) check("net.buffers", `${k} ${at}`, input(bufs, k), expected);
+        for (const [k, expected] of Object.entries(net.buffers_after))
+          check("net.buffers", `${k} ${at}`, input(bufs, k), expected);
       });
     });
   });
@@ -421,6 +438,13 @@ describe("PyTorch parity", () => {
         }
       });
     });
+  });
+
+  it("summary: worst errors per group (diagnostics)", (t) => {
+    t.diagnostic(`worst errors against PyTorch ${fixture.meta.torch_version} over all thread counts:`);
+    for (const [g, w] of worst) {
+      t.diagnostic(`${g.padEnd(20)} max abs ${w.abs.toExponential(2)}  max rel ${w.rel.toExponential(2)}  ${w.where}`.trimEnd());
+    }
   });
 
   it("frees every tensor it created", () => {
