@@ -111,6 +111,9 @@ export const OP_TABLE = {
   cumsum: "aten::cumsum",
   allAll: "aten::all",
   anyAll: "aten::any",
+  anyDim: "aten::any.dim",
+  nonzero: "aten::nonzero",
+  bincount: "aten::bincount",
   // linear algebra
   matmul: "aten::matmul",
   mm: "aten::mm",

@@ -542,8 +542,18 @@ export class Tensor implements Disposable {
     return callTensor("allAll", [this]);
   }
 
-  any(): Tensor {
-    return callTensor("anyAll", [this]);
+  any(dim?: number, keepdim = false): Tensor {
+    return dim === undefined ? callTensor("anyAll", [this]) : callTensor("anyDim", [this, dim, keepdim]);
+  }
+
+  /** Indices of non-zero elements, [count, ndim] int64. */
+  nonzero(): Tensor {
+    return callTensor("nonzero", [this]);
+  }
+
+  /** Counts of each value in a 1-D non-negative int tensor, at least minlength long. */
+  bincount(minlength = 0): Tensor {
+    return callTensor("bincount", [this, null, minlength]);
   }
 
   // ---- linear algebra -------------------------------------------------------------

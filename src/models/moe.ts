@@ -1,0 +1,178 @@
+// Mixture of experts of whole classifiers (METHOD.md section 1): F(x) = sum_i a_i(x) f_i(x).
+// Dispatch is batched: each expert runs once per batch on the samples routed to it, so
+// BatchNorm sees the expert's whole sub-batch and the cost is ~ one dense model at top-1.
+import { ModuleList } from "../nn/containers.js";
+import { softmax } from "../nn/functional.js";
+import { Module, type UnaryModule } from "../nn/module.js";
+import { noGrad } from "../tensor/autograd.js";
+import { onesLike, randnLike, zeros } from "../tensor/creation.js";
+import { scope } from "../tensor/scope.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { CIFAR10_MEAN, CIFAR10_STD, Normalize } from "./normalize.js";
+import { ConvRouter, LinearRouter, type RouterKind } from "./router.js";
+
+/**
+ * topk: softmax over all router logits, restricted to the k best experts (renormalised
+ *   over them when `renormalize`; k = 1 without renormalising is Switch's p_i(x), which
+ *   is what lets the router learn).
+ * dense: every expert with its softmax weight.
+ * hard: argmax with weight 1 (the paper's code; the router gets no gradient).
+ */
+export type GatingMode = "topk" | "dense" | "hard";
+
+export interface MoEOptions {
+  k?: number;
+  gating?: GatingMode;
+  renormalize?: boolean;
+  router?: RouterKind;
+  /** Std of Gaussian noise added to router logits in training mode (0: none). */
+  routerNoise?: number;
+  imageShape?: readonly [number, number, number];
+  normalize?: { mean: readonly number[]; std: readonly number[] };
+}
+
+export interface Gates {
+  /** [N, k] weights of the selected experts. */
+  weights: Tensor;
+  /** [N, k] int64 expert indices, best first. */
+  indices: Tensor;
+  /** [N, E] softmax of the router logits. */
+  probs: Tensor;
+}
+
+export class MoE<E extends UnaryModule = UnaryModule> extends Module implements UnaryModule {
+  readonly normalize: Normalize;
+  readonly router: LinearRouter | ConvRouter;
+  readonly experts: ModuleList<E>;
+  readonly k: number;
+  readonly gating: GatingMode;
+  readonly renormalize: boolean;
+  routerNoise: number;
+  /** Switch load-balancing loss of the last training-mode forward (null in eval mode). */
+  auxLoss: Tensor | null = null;
+  /** Samples routed to each expert (top-1) since the last resetUsage(). */
+  readonly usage: number[];
+
+  constructor(experts: readonly E[], options: MoEOptions = {}) {
+    super();
+    if (experts.length < 1) throw new TypeError("MoE: needs at least one expert");
+    this.gating = options.gating ?? "topk";
+    this.k = this.gating === "dense" ? experts.length : this.gating === "hard" ? 1 : (options.k ?? 1);
+    if (!Number.isInteger(this.k) || this.k < 1 || this.k > experts.length) {
+      throw new RangeError(`MoE: k must be an integer in [1, ${experts.length}], got ${options.k}`);
+    }
+    this.renormalize = options.renormalize ?? false;
+    this.routerNoise = options.routerNoise ?? 0;
+    const [c, h, w] = options.imageShape ?? [3, 32, 32];
+    const norm = options.normalize ?? { mean: CIFAR10_MEAN, std: CIFAR10_STD };
+    this.normalize = this.registerModule("normalize", new Normalize(norm.mean, norm.std));
+    const kind = options.router ?? "linear";
+    this.router = this.registerModule(
+      "router",
+      kind === "linear" ? new LinearRouter(c * h * w, experts.length) : new ConvRouter(c, experts.length),
+    );
+    this.experts = this.registerModule("experts", new ModuleList(experts));
+    this.usage = new Array<number>(experts.length).fill(0);
+  }
+
+  get numExperts(): number {
+    return this.experts.length;
+  }
+
+  resetUsage(): void {
+    this.usage.fill(0);
+  }
+
+  /** Router logits r(x), [N, E] (with training noise when enabled and in training mode). */
+  routerLogits(x: Tensor): Tensor {
+    return scope(() => {
+      const r = this.router.forward(this.normalize.forward(x));
+      return this.training && this.routerNoise > 0 ? r.add(randnLike(r).mul(this.routerNoise)) : r;
+    });
+  }
+
+  /** Gating weights a(x) from router logits: the selected experts and their weights. */
+  gatesFromLogits(logits: Tensor): Gates {
+    return scope(() => {
+      const probs = softmax(logits, -1);
+      if (this.gating === "hard") {
+        const indices = probs.argmax(-1, true);
+        return { weights: noGrad(() => onesLike(indices, { dtype: probs.dtype })), indices, probs };
+      }
+      if (this.gating === "dense") {
+        const [weights, indices] = probs.sort(-1, true);
+        return { weights, indices, probs };
+      }
+      const [top, indices] = probs.topk(this.k, -1);
+      const weights = this.renormalize ? top.div(top.sum(-1, true)) : top;
+      return { weights, indices, probs };
+    });
+  }
+
+  gates(x: Tensor): Gates {
+    return scope(() => this.gatesFromLogits(this.routerLogits(x)));
+  }
+
+  /** The expert ranked second by the router at x, [N] int64 (RT-ER's "additional" expert). */
+  secondExpert(x: Tensor): Tensor {
+    if (this.numExperts < 2) throw new RangeError("secondExpert: the MoE has a single expert");
+    return noGrad(() => scope(() => this.routerLogits(x).topk(2, -1)[1].select(1, 1)));
+  }
+
+  /** Logits of expert i on all of x, [N, K]. */
+  expertLogits(x: Tensor, i: number): Tensor {
+    return this.experts.at(i).forward(x);
+  }
+
+  /** Mixes expert outputs with given gates (batched dispatch); used by forward and by attacks. */
+  combine(x: Tensor, g: Gates): Tensor {
+    return scope(() => {
+      if (this.gating === "dense") {
+        let out: Tensor | null = null;
+        for (let e = 0; e < this.numExperts; e++) {
+          const term = this.experts.at(e).forward(x).mul(g.probs.select(1, e).unsqueeze(-1));
+          out = out === null ? term : out.add(term);
+        }
+        return out as Tensor;
+      }
+      let out: Tensor | null = null;
+      for (let e = 0; e < this.numExperts; e++) {
+        const hit = g.indices.eq(e);
+        const rows = hit.any(-1).nonzero().select(1, 0);
+        if (rows.size(0) === 0) continue;
+        const weight = g.weights.mul(hit).sum(-1).indexSelect(0, rows).unsqueeze(-1);
+        const y = this.experts.at(e).forward(x.indexSelect(0, rows)).mul(weight);
+        out ??= zeros([x.size(0), y.size(1)], { dtype: y.dtype, device: y.device as "cpu" });
+        out = out.indexAdd(0, rows, y);
+      }
+      return out as Tensor;
+    });
+  }
+
+  forward(x: Tensor): Tensor {
+    const { out, aux } = scope(() => {
+      const logits = this.routerLogits(x);
+      const g = this.gatesFromLogits(logits);
+      this.#countUsage(g.indices);
+      const out = this.combine(x, g);
+      return { out, aux: this.training ? this.#switchLoss(g) : null };
+    });
+    this.auxLoss = aux;
+    return out;
+  }
+
+  /** Switch-Transformer load balancing: E * sum_i frac_i * meanprob_i (1 when balanced). */
+  #switchLoss(g: Gates): Tensor {
+    return scope(() => {
+      const e = this.numExperts;
+      const top1 = g.indices.select(1, 0);
+      const frac = noGrad(() => top1.bincount(e).to("float32").div(top1.size(0)));
+      return frac.mul(g.probs.mean(0)).sum().mul(e);
+    });
+  }
+
+  #countUsage(indices: Tensor): void {
+    const counts = scope(() => indices.select(1, 0).bincount(this.numExperts).toFlatArray());
+    for (let i = 0; i < this.numExperts; i++) this.usage[i] = (this.usage[i] as number) + (counts[i] as number);
+  }
+}
