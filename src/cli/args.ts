@@ -16,7 +16,12 @@ export function parseOptions(argv: readonly string[], spec: Record<string, Optio
     if (!arg.startsWith("--")) throw new Error(`${command}: unexpected argument '${arg}'`);
     const name = arg.slice(2);
     const s = spec[name];
-    if (s === undefined) throw new Error(`${command}: unknown option '${arg}' (known: ${Object.keys(spec).map((k) => `--${k}`).join(", ")})`);
+    if (s === undefined)
+      throw new Error(
+        `${command}: unknown option '${arg}' (known: ${Object.keys(spec)
+          .map((k) => `--${k}`)
+          .join(", ")})`,
+      );
     if (s.type === "flag") {
       out[name] = true;
       continue;

@@ -1,6 +1,7 @@
 // `rmoe smoke`: proves the engine works end to end on this machine, in seconds.
-import { crossEntropy } from "../nn/functional.js";
+
 import { ResNet18 } from "../models/resnet18.js";
+import { crossEntropy } from "../nn/functional.js";
 import { noGrad } from "../tensor/autograd.js";
 import { rand, randint } from "../tensor/creation.js";
 import { engineInfo, manualSeed, memoryStats } from "../tensor/runtime.js";
@@ -20,7 +21,9 @@ export function smokeCommand(argv: readonly string[]): number {
   );
   const steps = o.steps as number;
   const info = engineInfo();
-  console.log(`LibTorch ${info.torchVersion}, ${info.threads} threads, CUDA ${info.cudaAvailable ? "available" : "not available"}`);
+  console.log(
+    `LibTorch ${info.torchVersion}, ${info.threads} threads, CUDA ${info.cudaAvailable ? "available" : "not available"}`,
+  );
   manualSeed(0);
   const model = new ResNet18({ width: o.width as number });
   console.log(`ResNet18 width ${o.width}: ${model.parameterCount().toLocaleString("en-US")} parameters`);
@@ -43,10 +46,13 @@ export function smokeCommand(argv: readonly string[]): number {
       return l.item();
     });
     losses.push(loss);
-    if (i === 0 || (i + 1) % 10 === 0 || i === steps - 1) console.log(`step ${String(i + 1).padStart(4)}  loss ${loss.toFixed(4)}`);
+    if (i === 0 || (i + 1) % 10 === 0 || i === steps - 1)
+      console.log(`step ${String(i + 1).padStart(4)}  loss ${loss.toFixed(4)}`);
   }
   const secs = (performance.now() - t0) / 1000;
-  console.log(`${((steps * (o.batch as number)) / secs).toFixed(1)} img/s (train, fixed batch); live tensors ${memoryStats().liveTensors}`);
+  console.log(
+    `${((steps * (o.batch as number)) / secs).toFixed(1)} img/s (train, fixed batch); live tensors ${memoryStats().liveTensors}`,
+  );
   x.dispose();
   y.dispose();
   model.dispose();
