@@ -33,9 +33,7 @@ std::string describe(const Napi::Value& v) {
   if (v.IsUndefined()) return "undefined";
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
   if (v.IsNumber()) {
-    double d = v.As<Napi::Number>().DoubleValue();
-    std::string s = std::to_string(d);
-    return s;
+    return v.ToString().Utf8Value();
   }
   if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
   if (v.IsArray()) return "an array";
@@ -56,7 +54,9 @@ struct ArgContext {
 int64_t toInt(const ArgContext& cx, const Napi::Value& v) {
   if (!v.IsNumber()) cx.fail("an integer", v);
   double d = v.As<Napi::Number>().DoubleValue();
+  // 2^63 itself is not representable: the cast would wrap to INT64_MIN.
   if (!std::isfinite(d) || std::floor(d) != d) cx.fail("an integer", v);
+  if (d >= 9223372036854775808.0 || d < -9223372036854775808.0) cx.fail("an integer in the int64 range", v);
   return static_cast<int64_t>(d);
 }
 

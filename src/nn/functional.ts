@@ -139,6 +139,9 @@ export function interpolate(input: Tensor, o: InterpolateOptions): Tensor {
   if ((o.size === undefined) === (o.scaleFactor === undefined)) {
     throw new TypeError("interpolate: give exactly one of size and scaleFactor");
   }
+  if (input.ndim !== 4) {
+    throw new TypeError(`interpolate: expected a 4-D [N, C, H, W] input, got shape [${input.shape.join(", ")}]`);
+  }
   const size = o.size === undefined ? null : typeof o.size === "number" ? [o.size, o.size] : o.size;
   const scale =
     o.scaleFactor === undefined ? null : typeof o.scaleFactor === "number" ? [o.scaleFactor, o.scaleFactor] : o.scaleFactor;

@@ -12,7 +12,15 @@ export interface CreateOptions {
 
 type Shape = readonly number[];
 
+/** A CUDA request on a machine without CUDA fails here, not in a 40-line dispatcher dump. */
+function checkDevice(device: Device | undefined): void {
+  if (device?.startsWith("cuda") && !native.cudaIsAvailable()) {
+    throw new Error(`device '${device}' requested but CUDA is not available (LibTorch without CUDA support, or no GPU)`);
+  }
+}
+
 function opts(o: CreateOptions, fallback: DType | undefined): { dtype: number | undefined; device: string | undefined } {
+  checkDevice(o.device);
   const d = o.dtype ?? fallback;
   return { dtype: d === undefined ? undefined : dtypeCode(d), device: o.device };
 }
@@ -24,7 +32,7 @@ function finish(t: Tensor, o: CreateOptions): Tensor {
 
 function checkShape(shape: Shape, what: string): void {
   for (const [i, s] of shape.entries()) {
-    if (!Number.isInteger(s) || s < 0) throw new TypeError(`${what}: shape[${i}] = ${s} is not a non-negative integer`);
+    if (!Number.isSafeInteger(s) || s < 0) throw new TypeError(`${what}: shape[${i}] = ${s} is not a non-negative integer`);
   }
 }
 
@@ -72,6 +80,9 @@ function firstLeaf(data: NestedArray): NestedArray {
  * Numbers default to float32 (JS has no separate integer type), booleans to bool.
  */
 export function tensor(data: NestedArray | AnyTypedArray, options: CreateOptions & { shape?: Shape } = {}): Tensor {
+  // Validate before creating anything, so that a bad option leaks no intermediate tensor.
+  if (options.dtype !== undefined) dtypeCode(options.dtype);
+  checkDevice(options.device);
   let t: Tensor;
   if (ArrayBuffer.isView(data)) {
     const own = NATIVE_ARRAY[data.constructor.name];

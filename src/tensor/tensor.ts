@@ -19,6 +19,13 @@ function dimList(d: Dims | undefined): readonly number[] | undefined {
   return typeof d === "number" ? [d] : d;
 }
 
+// LibTorch 1.13's masked_fill does not check the mask dtype and reads a float or int
+// mask as raw bytes (a float 1.0 reads as false), so check it here.
+function checkMask(mask: Tensor, what: string): void {
+  const d = mask.dtype;
+  if (d !== "bool" && d !== "uint8") throw new TypeError(`${what}: mask must be a bool tensor, got ${d}`);
+}
+
 export class Tensor implements Disposable {
   #handle: TensorHandle | null;
 
@@ -333,6 +340,7 @@ export class Tensor implements Disposable {
   }
 
   maskedFill(mask: Tensor, value: TensorOrScalar): Tensor {
+    checkMask(mask, "maskedFill");
     return value instanceof Tensor
       ? callTensor("maskedFillTensor", [this, mask, value])
       : callTensor("maskedFill", [this, mask, value]);
@@ -654,6 +662,7 @@ export class Tensor implements Disposable {
   }
 
   maskedFill_(mask: Tensor, value: Scalar): this {
+    checkMask(mask, "maskedFill_");
     callInPlace("maskedFill_", [this, mask, value]);
     return this;
   }

@@ -20,8 +20,8 @@ describe("native memory", () => {
     const params = [w1, w2];
     const step = () =>
       scope(() => {
-        const x = randn([16, 3, 12, 12]);
-        const y = randint(0, 10, [16]);
+        const x = randn([32, 3, 12, 12]);
+        const y = randint(0, 10, [32]);
         // A PGD-like input gradient followed by a parameter update, as in adversarial training.
         const xa = x.requiresGrad_();
         const logits = (inp: Tensor) =>
@@ -35,16 +35,18 @@ describe("native memory", () => {
         });
         return loss.item();
       });
-    for (let i = 0; i < 200; i++) step();
+    for (let i = 0; i < 500; i++) step();
     const liveAfterWarmup = memoryStats().liveTensors;
     const rssAfterWarmup = rssMiB();
     let last = 0;
-    for (let i = 0; i < 1800; i++) last = step();
+    for (let i = 0; i < 1500; i++) last = step();
     assert.ok(Number.isFinite(last));
     assert.equal(memoryStats().liveTensors, liveAfterWarmup, "live tensors grew during training steps");
     assert.equal(liveAfterWarmup, start + 2);
     const growth = rssMiB() - rssAfterWarmup;
-    assert.ok(growth < 16, `RSS grew by ${growth.toFixed(1)} MiB over 1,800 steps`);
+    // A step allocates ~0.5 MB of activations: leaking even half of one step's memory would
+    // grow RSS by hundreds of MiB; allocator noise under load stays within a few tens.
+    assert.ok(growth < 32, `RSS grew by ${growth.toFixed(1)} MiB over 1,500 steps`);
     for (const p of params) p.dispose();
     assert.equal(memoryStats().liveTensors, start);
   });
