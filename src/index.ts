@@ -4,4 +4,5 @@ export * from "./io/safetensors.js";
 export * as models from "./models/index.js";
 export * as F from "./nn/functional.js";
 export * as nn from "./nn/index.js";
+export * as optim from "./optim/index.js";
 export * from "./tensor/index.js";

@@ -2,7 +2,7 @@
 
 import { ResNet18 } from "../models/resnet18.js";
 import { crossEntropy } from "../nn/functional.js";
-import { noGrad } from "../tensor/autograd.js";
+import { SGD } from "../optim/sgd.js";
 import { rand, randint } from "../tensor/creation.js";
 import { engineInfo, manualSeed, memoryStats } from "../tensor/runtime.js";
 import { scope } from "../tensor/scope.js";
@@ -15,7 +15,7 @@ export function smokeCommand(argv: readonly string[]): number {
       steps: { type: "int", default: 30, min: 1 },
       width: { type: "int", default: 16, min: 1 },
       batch: { type: "int", default: 32, min: 1 },
-      lr: { type: "float", default: 0.05 },
+      lr: { type: "float", default: 0.02 },
     },
     "rmoe smoke",
   );
@@ -29,20 +29,15 @@ export function smokeCommand(argv: readonly string[]): number {
   console.log(`ResNet18 width ${o.width}: ${model.parameterCount().toLocaleString("en-US")} parameters`);
   const x = rand([o.batch as number, 3, 32, 32]).keep();
   const y = randint(0, 10, [o.batch as number]).keep();
-  const params = model.parameters();
+  const optimizer = new SGD(model.parameters(), { lr: o.lr as number, momentum: 0.9 });
   const losses: number[] = [];
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) {
     const loss = scope(() => {
       const l = crossEntropy(model.forward(x), y);
-      model.zeroGrad();
+      optimizer.zeroGrad();
       l.backward();
-      noGrad(() => {
-        for (const p of params) {
-          const g = p.grad;
-          if (g !== null) p.sub_(g, o.lr as number);
-        }
-      });
+      optimizer.step();
       return l.item();
     });
     losses.push(loss);
@@ -56,6 +51,7 @@ export function smokeCommand(argv: readonly string[]): number {
   x.dispose();
   y.dispose();
   model.dispose();
+  optimizer.dispose();
   const first = losses[0] as number;
   const last = losses[losses.length - 1] as number;
   if (!(last < first)) {

@@ -47,6 +47,8 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
   readonly k: number;
   readonly gating: GatingMode;
   readonly renormalize: boolean;
+  readonly routerKind: RouterKind;
+  readonly imageShape: readonly [number, number, number];
   routerNoise: number;
   /** Switch load-balancing loss of the last training-mode forward (null in eval mode). */
   auxLoss: Tensor | null = null;
@@ -63,13 +65,14 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
     }
     this.renormalize = options.renormalize ?? false;
     this.routerNoise = options.routerNoise ?? 0;
-    const [c, h, w] = options.imageShape ?? [3, 32, 32];
+    this.imageShape = options.imageShape ?? [3, 32, 32];
+    const [c, h, w] = this.imageShape;
     const norm = options.normalize ?? { mean: CIFAR10_MEAN, std: CIFAR10_STD };
     this.normalize = this.registerModule("normalize", new Normalize(norm.mean, norm.std));
-    const kind = options.router ?? "linear";
+    this.routerKind = options.router ?? "linear";
     this.router = this.registerModule(
       "router",
-      kind === "linear" ? new LinearRouter(c * h * w, experts.length) : new ConvRouter(c, experts.length),
+      this.routerKind === "linear" ? new LinearRouter(c * h * w, experts.length) : new ConvRouter(c, experts.length),
     );
     this.experts = this.registerModule("experts", new ModuleList(experts));
     this.usage = new Array<number>(experts.length).fill(0);

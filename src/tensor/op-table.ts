@@ -128,6 +128,7 @@ export const OP_TABLE = {
   addcdiv_: "aten::addcdiv_",
   lerp_: "aten::lerp_.Scalar",
   clamp_: "aten::clamp_",
+  clampMinTensor_: "aten::clamp_min_.Tensor",
   copy_: "aten::copy_",
   zero_: "aten::zero_",
   fill_: "aten::fill_.Scalar",

@@ -621,6 +621,12 @@ export class Tensor implements Disposable {
     return this;
   }
 
+  /** this = max(this, other) elementwise, in place (torch.maximum(this, other, out=this)). */
+  maximum_(other: Tensor): this {
+    callInPlace("clampMinTensor_", [this, other]);
+    return this;
+  }
+
   copy_(src: Tensor): this {
     callInPlace("copy_", [this, src]);
     return this;
