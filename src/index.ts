@@ -1,5 +1,6 @@
 // robust-moe: the public API.
 
+export * from "./io/checkpoint.js";
 export * from "./io/safetensors.js";
 export * as models from "./models/index.js";
 export * as F from "./nn/functional.js";

@@ -28,6 +28,7 @@ export interface ViTConfig {
   depth: number;
   heads: number;
   mlpRatio: number;
+  channels: number;
   normalize: Normalization | false;
 }
 

@@ -1,3 +1,4 @@
+export { buildModel, configOf, type Model, type ModelConfig } from "./config.js";
 export { DualModel, type MixSpace } from "./dual.js";
 export { type Gates, type GatingMode, MoE, type MoEOptions } from "./moe.js";
 export { CIFAR10_MEAN, CIFAR10_STD, Normalize } from "./normalize.js";
