@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npx biome check .
+bash scripts/prepare-data.sh
 node scripts/run-tests.mjs "$@"

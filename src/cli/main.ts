@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // rmoe: the robust-moe command line.
+import { dataCommand } from "./data-command.js";
 import { smokeCommand } from "./smoke.js";
 
 const USAGE = `usage: rmoe <command> [options]
@@ -7,6 +8,8 @@ const USAGE = `usage: rmoe <command> [options]
 commands:
   smoke [--steps N] [--width W] [--batch B]   engine smoke run: LibTorch info, then a ResNet18
                                              fitting one fixed batch (loss must fall)
+  data prepare|verify|path <cifar10|tinyimagenet> [--root DIR] [--from PATH]
+                                             prepare and verify datasets (docs/DATA.md)
   help                                       this text
 `;
 
@@ -15,6 +18,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "smoke":
       return smokeCommand(rest);
+    case "data":
+      return dataCommand(rest);
     case undefined:
     case "help":
     case "--help":
