@@ -1,4 +1,5 @@
 // robust-moe: the public API.
+export * as attacks from "./attacks/index.js";
 export * as data from "./data/index.js";
 
 export * from "./io/checkpoint.js";

@@ -1,0 +1,121 @@
+// The attack contract (torchattacks-shaped): an attack is built with a model and options,
+// and run(x, y) returns adversarial images that the caller owns. Every attack runs the
+// model in eval mode, restores each module's mode afterwards (even on error), never
+// writes parameters' .grad (input gradients come from autograd.grad) and frees every
+// intermediate tensor.
+import { MoE } from "../models/moe.js";
+import type { Module, UnaryModule } from "../nn/module.js";
+import { autograd, enableGrad, noGrad } from "../tensor/autograd.js";
+import { zerosLike } from "../tensor/creation.js";
+import { scope } from "../tensor/scope.js";
+import type { Device, Tensor } from "../tensor/tensor.js";
+
+/** A model mapping [0,1] images [N, ...] to logits [N, K]. */
+export type Classifier = UnaryModule;
+
+export type Norm = "linf" | "l2";
+
+/**
+ * Runs fn with every module of model in eval mode and puts back the mode each module had
+ * (a model may have mixed modes, e.g. a frozen BatchNorm inside a training model). The
+ * attack's forwards are not the caller's either: MoE usage counts and the last auxiliary
+ * loss are restored too.
+ */
+export function withEvalMode<T>(model: Module, fn: () => T): T {
+  const modes = new Map<Module, boolean>();
+  const moes: { moe: MoE; usage: number[]; auxLoss: Tensor | null }[] = [];
+  for (const m of model.modules()) {
+    modes.set(m, m.training);
+    if (m instanceof MoE) moes.push({ moe: m, usage: [...m.usage], auxLoss: m.auxLoss });
+  }
+  model.eval();
+  try {
+    return fn();
+  } finally {
+    for (const [m, training] of modes) m.training = training;
+    for (const { moe, usage, auxLoss } of moes) {
+      moe.usage.splice(0, moe.usage.length, ...usage);
+      moe.auxLoss = auxLoss;
+    }
+  }
+}
+
+/** Checks the batch shapes the attacks rely on, with a message naming the attack. */
+export function checkBatch(what: string, x: Tensor, y: Tensor): void {
+  const n = x.shape[0];
+  if (x.ndim < 2) throw new TypeError(`${what}: x must be a batch [N, ...], got shape [${x.shape.join(", ")}]`);
+  if (x.dtype !== "float32" && x.dtype !== "float64")
+    throw new TypeError(`${what}: x must be float32 or float64, got ${x.dtype}`);
+  if (y.ndim !== 1 || y.shape[0] !== n) {
+    throw new TypeError(`${what}: y must be [${n}] class indices, got shape [${y.shape.join(", ")}]`);
+  }
+  if (y.dtype !== "int64") throw new TypeError(`${what}: y must be int64 class indices, got ${y.dtype}`);
+}
+
+export function checkEps(what: string, eps: number, norm: Norm): void {
+  if (!(Number.isFinite(eps) && eps >= 0)) throw new RangeError(`${what}: eps must be a finite number >= 0, got ${eps}`);
+  if (norm !== "linf" && norm !== "l2") throw new TypeError(`${what}: norm must be 'linf' or 'l2', got '${String(norm)}'`);
+}
+
+export function checkCount(what: string, name: string, v: number, min: number): void {
+  if (!(Number.isInteger(v) && v >= min)) throw new RangeError(`${what}: ${name} must be an integer >= ${min}, got ${v}`);
+}
+
+/**
+ * d(sum of loss)/d(x). A loss that does not depend on x differentiably (a hard-argmax router,
+ * a model that detaches its input) has a zero gradient: attacks must keep going, and the
+ * gradient-masking checks must see the zeros rather than an exception.
+ */
+export function inputGradient(loss: Tensor, x: Tensor): Tensor {
+  if (!loss.requiresGrad) return noGrad(() => zerosLike(x));
+  const [g] = autograd.grad(loss.sum(), [x], { allowUnused: true });
+  return g ?? noGrad(() => zerosLike(x));
+}
+
+/** Where x lives, for tensors an attack creates beside it (CPU or CUDA alike). */
+export function deviceOf(x: Tensor): Device {
+  return x.device as Device;
+}
+
+/** Predicted classes [N] (int64), without autograd history. */
+export function predict(model: Classifier, x: Tensor): Tensor {
+  return noGrad(() => scope(() => model.forward(x).argmax(1)));
+}
+
+/** Fraction of samples whose prediction equals y. */
+export function accuracy(model: Classifier, x: Tensor, y: Tensor): number {
+  return withEvalMode(model, () => scope(() => (x.size(0) === 0 ? 1 : predict(model, x).eq(y).double().mean().item())));
+}
+
+export abstract class Attack<M extends Classifier = Classifier> {
+  readonly model: M;
+
+  constructor(model: M) {
+    this.model = model;
+  }
+
+  /** A short name for reports, e.g. "PGD-20 (linf)". */
+  abstract get name(): string;
+
+  /**
+   * Adversarial versions of x [N, ...] for labels y [N] (int64): a new tensor without
+   * autograd history that the caller owns, in the innermost enclosing scope.
+   */
+  run(x: Tensor, y: Tensor): Tensor {
+    checkBatch(this.name, x, y);
+    return withEvalMode(this.model, () =>
+      scope(() =>
+        enableGrad(() => {
+          if (x.size(0) === 0) return x.clone();
+          const xd = x.detach();
+          const out = this.perturb(xd, y);
+          // Never hand back an alias of the caller's tensor or one carrying a graph.
+          return noGrad(() => (out.requiresGrad || out === xd ? out.detach().clone() : out));
+        }),
+      ),
+    );
+  }
+
+  /** Called by run() in eval mode, inside a scope, with grad mode on and x detached. */
+  protected abstract perturb(x: Tensor, y: Tensor): Tensor;
+}
