@@ -1,6 +1,7 @@
 // robust-moe: the public API.
 export * as attacks from "./attacks/index.js";
 export * as data from "./data/index.js";
+export * as evaluation from "./eval/index.js";
 
 export * from "./io/checkpoint.js";
 export * from "./io/safetensors.js";

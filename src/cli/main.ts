@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // rmoe: the robust-moe command line.
+import { attackCommand } from "./attack-command.js";
 import { dataCommand } from "./data-command.js";
+import { evalCommand } from "./eval-command.js";
 import { smokeCommand } from "./smoke.js";
 
 const USAGE = `usage: rmoe <command> [options]
@@ -10,7 +12,12 @@ commands:
                                              fitting one fixed batch (loss must fall)
   data prepare|verify|path <cifar10|tinyimagenet> [--root DIR] [--from PATH]
                                              prepare and verify datasets (docs/DATA.md)
-  help                                       this text
+  eval --ckpt FILE --data cifar10 [--attacks pgd50,apgd-ce,apgd-dlr] [--n N] [--json]
+                                             SA, RA per attack and worst case, RA-E, RA-R,
+                                             route flips, per-class accuracy (docs/EVAL.md)
+  attack --ckpt FILE --data cifar10 --attack NAME --out FILE
+                                             write adversarial examples (safetensors)
+  help                                       this text (rmoe <command> --help for details)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -20,6 +27,10 @@ async function main(argv: string[]): Promise<number> {
       return smokeCommand(rest);
     case "data":
       return dataCommand(rest);
+    case "eval":
+      return evalCommand(rest);
+    case "attack":
+      return attackCommand(rest);
     case undefined:
     case "help":
     case "--help":

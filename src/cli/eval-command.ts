@@ -1,0 +1,260 @@
+// `rmoe eval`: robustness of a checkpoint on a prepared dataset (docs/EVAL.md). Also the
+// pieces `rmoe attack` shares: the threat-model options and loading a checkpoint that fits
+// the dataset.
+import { existsSync, statSync } from "node:fs";
+import type { Norm } from "../attacks/attack.js";
+import type { ImageDataset } from "../data/dataset.js";
+import { type Progress, streamProgress } from "../data/progress.js";
+import { parseAttackList } from "../eval/attack-spec.js";
+import { checkSplit, defaultSplit, type EvalDatasetName, isEvalDataset, loadEvalDataset } from "../eval/datasets.js";
+import { parseEps } from "../eval/eps.js";
+import { evaluateRobustness } from "../eval/evaluate.js";
+import { checkModelFitsData } from "../eval/model-fit.js";
+import { formatReportJson, formatReportTable } from "../eval/report-format.js";
+import { loadCheckpoint, readCheckpointConfig } from "../io/checkpoint.js";
+import type { Model, ModelConfig } from "../models/config.js";
+import { DualModel } from "../models/dual.js";
+import { type OptionSpec, type ParsedOptions, parseOptions } from "./args.js";
+
+export const EVAL_SUMMARY = `eval --ckpt FILE --data cifar10 [--attacks pgd50,apgd-ce] [--n N] [--json]
+                                             SA, RA per attack and worst case, RA-E, RA-R, route flips,
+                                             per-class accuracy, expert usage (docs/EVAL.md)`;
+
+export const COMMON_HELP = `  --ckpt FILE          a checkpoint written by saveCheckpoint (required)
+  --data NAME          cifar10 or tinyimagenet (required)
+  --eps EPS            radius: '8/255' or a number (default 8/255 for linf, 0.5 for l2)
+  --norm linf|l2       threat model (default linf)
+  --n N                the first N images of the split (default DEFAULT_N)
+  --split NAME         cifar10: test or train; tinyimagenet: val or train (default test / val)
+  --batch B            images per batch (default 100)
+  --seed S             seeds each attack on each batch from (S, attack, batch) (default 0)
+  --restarts R         PGD and APGD restarts (default 1)
+  --apgd-steps K       APGD iterations for apgd-ce, apgd-dlr, apgd-t and aa (default 100)
+  --queries Q          random-search queries for square and aa (default 1000)
+  --alpha A            dual model: use this alpha instead of the checkpoint's
+  --resize S           resize images to SxS first (bilinear, antialiased; e.g. 224 for ViT-small/16
+                       on TinyImageNet); the attack then works on the resized images
+  --data-root DIR      dataset cache (default $RMOE_DATA, else ~/.cache/robust-moe)`;
+
+const ATTACK_LIST_HELP = `attacks: fgsm, pgd<steps> (e.g. pgd10, pgd50; L-inf/L2 PGD with step eps/4, which is 2/255
+  at 8/255), apgd-ce, apgd-dlr (APGD on CE / DLR), apgd-t (targeted APGD-DLR, 9 targets),
+  square (gradient-free random search, Square-style), aa (AutoAttack-style ensemble:
+  APGD-CE, APGD-T, random search)`;
+
+export const EVAL_USAGE = `usage: rmoe eval --ckpt FILE --data cifar10|tinyimagenet [options]
+
+Evaluates a checkpoint (docs/EVAL.md): SA; RA under each attack and the per-sample worst
+case over them; per-class accuracy; for a MoE, and for each MoE member of a dual model
+(attacked alone), expert usage, RA-E, RA-R and route-flip rates.
+
+options:
+  --attacks LIST       comma-separated attacks (default pgd50; 'none': SA only)
+${COMMON_HELP.replace("DEFAULT_N", "1000")}
+  --moe-steps K        PGD steps of RA-E and RA-R (default 50)
+  --no-moe-attacks     skip RA-E and RA-R (expert usage and route flips are still reported)
+  --masking-checks     run the gradient-masking checks on the first batch and print them
+  --json               print the report as JSON (schema in docs/EVAL.md) instead of a table
+
+${ATTACK_LIST_HELP}
+
+The table (or JSON) goes to stdout; progress to stderr (a bar with the time left on a
+terminal, otherwise a plain line every 10 s). Exit codes: 0 ok; 1 error (unknown attack,
+missing or unfitting checkpoint, dataset not prepared); 2 usage error.
+`;
+
+export class UsageError extends Error {}
+
+/** Options shared by `rmoe eval` and `rmoe attack`. */
+export const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  ckpt: { type: "string" },
+  data: { type: "string" },
+  eps: { type: "string" },
+  norm: { type: "string", default: "linf" },
+  split: { type: "string" },
+  batch: { type: "int", default: 100, min: 1 },
+  seed: { type: "int", default: 0, min: 0 },
+  restarts: { type: "int", default: 1, min: 1 },
+  "apgd-steps": { type: "int", default: 100, min: 1 },
+  queries: { type: "int", default: 1000, min: 1 },
+  alpha: { type: "float" },
+  resize: { type: "int", min: 1 },
+  "data-root": { type: "string" },
+};
+
+export function parseCommandOptions(argv: readonly string[], spec: Record<string, OptionSpec>, command: string): ParsedOptions {
+  try {
+    return parseOptions(argv, spec, command);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** The validated shared options. */
+export interface CommonSettings {
+  ckpt: string;
+  data: EvalDatasetName;
+  split: string;
+  eps: number;
+  norm: Norm;
+  n: number;
+  batch: number;
+  seed: number;
+  restarts: number;
+  apgdSteps: number;
+  queries: number;
+  alpha: number | undefined;
+  resize: number | undefined;
+  dataRoot: string | undefined;
+}
+
+/** Checks the shared options; problems are usage errors. */
+export function commonSettings(o: ParsedOptions, command: string): CommonSettings {
+  const ckpt = o.ckpt;
+  if (typeof ckpt !== "string" || ckpt === "") throw new UsageError(`${command}: --ckpt FILE is required`);
+  const data = o.data;
+  if (typeof data !== "string") throw new UsageError(`${command}: --data is required (cifar10 or tinyimagenet)`);
+  if (!isEvalDataset(data)) throw new UsageError(`${command}: unknown dataset '${data}' (known: cifar10, tinyimagenet)`);
+  const norm = o.norm;
+  if (norm !== "linf" && norm !== "l2") throw new UsageError(`${command}: --norm must be linf or l2, got '${String(norm)}'`);
+  let eps: number;
+  try {
+    eps = o.eps === undefined ? (norm === "linf" ? 8 / 255 : 0.5) : parseEps(o.eps as string);
+  } catch (e) {
+    throw new UsageError(`${command}: --eps: ${(e as Error).message}`);
+  }
+  const split = (o.split as string | undefined) ?? defaultSplit(data);
+  try {
+    checkSplit(data, split);
+  } catch (e) {
+    throw new UsageError(`${command}: --split: ${(e as Error).message}`);
+  }
+  const alpha = o.alpha as number | undefined;
+  if (alpha !== undefined && !(alpha >= 0 && alpha <= 1))
+    throw new UsageError(`${command}: --alpha must be in [0, 1], got ${alpha}`);
+  return {
+    ckpt,
+    data,
+    split,
+    eps,
+    norm,
+    n: o.n as number,
+    batch: o.batch as number,
+    seed: o.seed as number,
+    restarts: o.restarts as number,
+    apgdSteps: o["apgd-steps"] as number,
+    queries: o.queries as number,
+    alpha,
+    resize: o.resize as number | undefined,
+    dataRoot: o["data-root"] as string | undefined,
+  };
+}
+
+export interface Target {
+  model: Model;
+  config: ModelConfig;
+  dataset: ImageDataset;
+}
+
+/**
+ * Loads the dataset and the checkpoint, checking that the checkpoint exists, is a robust-moe
+ * checkpoint and fits the dataset (classes, image shape) before its weights are read, and
+ * applies --alpha. Errors name the problem (exit 1).
+ */
+export function loadTarget(s: CommonSettings): Target {
+  if (!existsSync(s.ckpt)) throw new Error(`checkpoint not found: ${s.ckpt}`);
+  if (!statSync(s.ckpt).isFile()) throw new Error(`checkpoint ${s.ckpt} is not a file`);
+  let config: ModelConfig;
+  try {
+    config = readCheckpointConfig(s.ckpt).config;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new Error(
+      `cannot read checkpoint ${s.ckpt}: ${message.startsWith(s.ckpt) ? message.slice(s.ckpt.length + 2) : message}`,
+    );
+  }
+  if (s.alpha !== undefined && config.kind !== "dual") {
+    throw new Error(`--alpha applies to dual models only; ${s.ckpt} holds a ${config.kind} model`);
+  }
+  const dataset = loadEvalDataset(s.data, s.split, s.dataRoot);
+  const [c, h, w] = dataset.imageShape;
+  const shape = s.resize === undefined ? dataset.imageShape : ([c, s.resize, s.resize] as const);
+  const dataName = `${s.data} (${s.split}${s.resize === undefined ? "" : `, resized to ${s.resize}x${s.resize} from ${h}x${w}`})`;
+  checkModelFitsData(config, { classes: dataset.classes, imageShape: shape }, `checkpoint ${s.ckpt}`, dataName);
+  const { model } = loadCheckpoint(s.ckpt);
+  if (s.alpha !== undefined && model instanceof DualModel) model.alpha = s.alpha;
+  return { model, config, dataset };
+}
+
+/** Progress on stderr as the data commands show it, fed by EvalProgress updates. */
+export function evalProgress(label: string, total: number): { progress: Progress; update: (done: number) => void } {
+  const progress = streamProgress(process.stderr);
+  progress.start(label, total, "images");
+  return { progress, update: (done) => progress.update(done) };
+}
+
+/** Runs a command body, mapping usage errors to exit code 2 and other errors to 1. */
+export async function runCommand(command: string, usage: string, body: () => Promise<number> | number): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n\n${usage}`);
+      return 2;
+    }
+    const message = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`${command}: ${message}\n`);
+    return 1;
+  }
+}
+
+/** `rmoe eval ...`; returns the exit code (0 ok, 1 error, 2 usage error). */
+export async function evalCommand(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "help" || argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(EVAL_USAGE);
+    return 0;
+  }
+  return runCommand("rmoe eval", EVAL_USAGE, () => {
+    const o = parseCommandOptions(
+      argv,
+      {
+        ...COMMON_OPTIONS,
+        attacks: { type: "string", default: "pgd50" },
+        n: { type: "int", default: 1000, min: 1 },
+        "moe-steps": { type: "int", default: 50, min: 1 },
+        "no-moe-attacks": { type: "flag" },
+        "masking-checks": { type: "flag" },
+        json: { type: "flag" },
+      },
+      "rmoe eval",
+    );
+    const s = commonSettings(o, "rmoe eval");
+    const attacks = parseAttackList(o.attacks as string);
+    const { model, dataset } = loadTarget(s);
+    try {
+      const total = Math.min(s.n, dataset.length);
+      const { progress, update } = evalProgress("rmoe eval", total);
+      const report = evaluateRobustness(model, dataset, {
+        attacks,
+        eps: s.eps,
+        norm: s.norm,
+        restarts: s.restarts,
+        apgdSteps: s.apgdSteps,
+        queries: s.queries,
+        moeAttacks: o["no-moe-attacks"] !== true,
+        moeSteps: o["moe-steps"] as number,
+        maskingChecks: o["masking-checks"] === true,
+        n: s.n,
+        batchSize: s.batch,
+        ...(s.resize === undefined ? {} : { resize: s.resize }),
+        seed: s.seed,
+        source: { checkpoint: s.ckpt, dataset: s.data, split: s.split },
+        onProgress: (p) => update(p.done),
+      });
+      progress.end();
+      process.stdout.write(o.json === true ? formatReportJson(report) : formatReportTable(report));
+      return 0;
+    } finally {
+      model.dispose();
+    }
+  });
+}

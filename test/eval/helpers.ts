@@ -1,0 +1,51 @@
+// Tiny models and data for the evaluation tests: a model that ignores its input, small
+// linear models and MoEs on 1 x 4 x 4 images, and seeded synthetic datasets.
+import { ArrayDataset } from "../../src/data/index.js";
+import { DualModel, MoE } from "../../src/models/index.js";
+import { Flatten, Linear, Sequential } from "../../src/nn/index.js";
+import { manualSeed, noGrad, scope, tensor } from "../../src/tensor/index.js";
+import { randomBytes } from "../data/synth.js";
+
+export const SHAPE = [1, 4, 4] as const;
+export const CLASSES = ["c0", "c1", "c2", "c3", "c4"] as const;
+export const K = CLASSES.length;
+
+/** A linear classifier on 1 x 4 x 4 images with seeded random weights. */
+export function linearModel(seed: number, classes: number = K): Sequential {
+  manualSeed(seed);
+  return new Sequential(new Flatten(), new Linear(16, classes)).eval();
+}
+
+/**
+ * Ignores its input: zero weights, so every logit is its bias and the input gradient is 0.
+ * Always predicts `winner`.
+ */
+export function constantModel(winner: number, classes: number = K): Sequential {
+  const lin = new Linear(16, classes);
+  noGrad(() =>
+    scope(() => {
+      lin.weight.zero_();
+      lin.bias?.copy_(tensor(Array.from({ length: classes }, (_, c) => (c === winner ? 2 : c / classes))));
+    }),
+  );
+  return new Sequential(new Flatten(), lin).eval();
+}
+
+/** A top-1 MoE of linear experts (random, or all constant with the given winner) on 1 x 4 x 4 images. */
+export function tinyMoE(seed: number, experts = 3, constantWinner?: number): MoE<Sequential> {
+  manualSeed(seed);
+  const list = Array.from({ length: experts }, () =>
+    constantWinner === undefined ? new Sequential(new Flatten(), new Linear(16, K)) : constantModel(constantWinner),
+  );
+  return new MoE(list, { imageShape: SHAPE, normalize: { mean: [0.5], std: [0.25] } }).eval();
+}
+
+export function tinyDual(seed: number, alpha = 0.25): DualModel<MoE<Sequential>, MoE<Sequential>> {
+  return new DualModel(tinyMoE(seed, 2), tinyMoE(seed + 1, 3), { alpha }).eval();
+}
+
+/** n random 1 x 4 x 4 images with labels cycling through the classes (or the given labels). */
+export function synthData(n: number, seed: number, labels?: readonly number[]): ArrayDataset {
+  const ys = labels ?? Array.from({ length: n }, (_, i) => (i * 7 + seed) % K);
+  return ArrayDataset.fromArrays(randomBytes(n * 16, seed), ys, SHAPE, CLASSES);
+}
