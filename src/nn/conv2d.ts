@@ -1,7 +1,7 @@
 import { empty } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { conv2d } from "./functional.js";
-import { fanInAndFanOut, kaimingUniform_, uniform_ } from "./init.js";
+import { defaultLayerInit_ } from "./init.js";
 import { Module } from "./module.js";
 
 type Pair = number | readonly [number, number];
@@ -46,13 +46,9 @@ export class Conv2d extends Module {
     this.resetParameters();
   }
 
+  /** PyTorch's default initialisation (same seed, same values). */
   resetParameters(): void {
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias !== null) {
-      const [fanIn] = fanInAndFanOut(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      uniform_(this.bias, -bound, bound);
-    }
+    defaultLayerInit_(this.weight, this.bias);
   }
 
   forward(input: Tensor): Tensor {

@@ -126,3 +126,16 @@ export function truncNormal_(t: Tensor, mean = 0, std = 1, a = -2, b = 2): Tenso
     return t;
   });
 }
+
+/**
+ * PyTorch's default for Linear and Conv layers: kaiming_uniform(a = sqrt 5) on the weight,
+ * which is uniform(+-1/sqrt(fan_in)), and the bias uniform on the same bound.
+ */
+export function defaultLayerInit_(weight: Tensor, bias: Tensor | null): void {
+  kaimingUniform_(weight, { a: Math.sqrt(5) });
+  if (bias !== null) {
+    const [fanIn] = fanInAndFanOut(weight);
+    const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+    uniform_(bias, -bound, bound);
+  }
+}

@@ -1,7 +1,7 @@
 import { empty } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { linear } from "./functional.js";
-import { fanInAndFanOut, kaimingUniform_, uniform_ } from "./init.js";
+import { defaultLayerInit_ } from "./init.js";
 import { Module } from "./module.js";
 
 export class Linear extends Module {
@@ -19,14 +19,9 @@ export class Linear extends Module {
     this.resetParameters();
   }
 
-  /** PyTorch's default: kaiming_uniform(a = sqrt 5), bias uniform(+-1/sqrt(fan_in)). */
+  /** PyTorch's default initialisation (same seed, same values). */
   resetParameters(): void {
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias !== null) {
-      const [fanIn] = fanInAndFanOut(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      uniform_(this.bias, -bound, bound);
-    }
+    defaultLayerInit_(this.weight, this.bias);
   }
 
   forward(input: Tensor): Tensor {
