@@ -2,7 +2,7 @@
 // twins of ../shared/reference/models.py with load_state_dict(strict=True) and give our logits.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -11,11 +11,16 @@ import { MoE, ResNet18, ViT } from "../../src/models/index.js";
 import type { Module, UnaryModule } from "../../src/nn/index.js";
 import { manualSeed, memoryStats, noGrad, rand, scope, type Tensor } from "../../src/tensor/index.js";
 import { assertClose } from "../helpers/close.js";
-import { repoRoot } from "../helpers/paths.js";
+import { repoRoot, sharedRoot } from "../helpers/paths.js";
 
 const PYTHON = "/usr/bin/python3";
 const torchMissing = spawnSync(PYTHON, ["-c", "import torch"]).status !== 0;
-const SKIP = torchMissing ? "Debian python3-torch is not installed (/usr/bin/python3 cannot import torch)" : false;
+const twinsMissing = !existsSync(join(sharedRoot, "reference", "models.py"));
+const SKIP = torchMissing
+  ? "Debian python3-torch is not installed (/usr/bin/python3 cannot import torch)"
+  : twinsMissing
+    ? `the PyTorch twins ${join(sharedRoot, "reference", "models.py")} are not beside this checkout`
+    : false;
 
 const CASES: [string, string, () => UnaryModule & Module][] = [
   ["ResNet18 width 4", "resnet18:4", () => new ResNet18({ width: 4 })],
