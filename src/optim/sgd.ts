@@ -1,6 +1,7 @@
 // Stochastic gradient descent with momentum, as torch.optim.SGD (PyTorch 1.13,
 // foreach=False): the same operations in the same order, so results agree to the bit
 // wherever the kernels do.
+import { addInto } from "../tensor/combine.js";
 import { Tensor } from "../tensor/tensor.js";
 import {
   checkBoolean,
@@ -63,7 +64,10 @@ export class SGD extends Optimizer<SGDOptions, SGDState> {
       let dp = grad;
       const scratch = (): Tensor => (dp === grad ? this.scratchLike(p).copy_(grad) : dp);
       if (maximize) dp = scratch().mul_(-1);
-      if (weightDecay !== 0) dp = scratch().add_(p, weightDecay);
+      if (weightDecay !== 0) {
+        // grad + wd * p straight into the scratch buffer: one pass, like PyTorch's out-of-place add.
+        dp = dp === grad ? addInto(this.scratchLike(p), grad, p, weightDecay) : dp.add_(p, weightDecay);
+      }
       if (momentum !== 0) {
         const state = this.stateFor(p, () => ({}));
         let buf = state.momentumBuffer;

@@ -1,5 +1,5 @@
 // Free functions over several tensors.
-import { callTensor } from "./ops.js";
+import { callInPlace, callTensor } from "./ops.js";
 import type { Tensor, TensorOrScalar } from "./tensor.js";
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
@@ -20,4 +20,10 @@ export function where(condition: Tensor, a: TensorOrScalar, b: TensorOrScalar): 
 /** Einstein summation, e.g. einsum("bij,bjk->bik", x, y). */
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   return callTensor("einsum", [equation, operands]);
+}
+
+/** out = a + alpha * b, written into an existing tensor (one memory pass, no allocation). */
+export function addInto(out: Tensor, a: Tensor, b: TensorOrScalar, alpha = 1): Tensor {
+  callInPlace("addOut", [a, b], { alpha, out });
+  return out;
 }

@@ -1,5 +1,5 @@
 export { autograd, enableGrad, type GradOptions, isGradEnabled, noGrad } from "./autograd.js";
-export { cat, einsum, stack, where } from "./combine.js";
+export { addInto, cat, einsum, stack, where } from "./combine.js";
 export * from "./creation.js";
 export { type DType, elementSize, isFloatingPoint } from "./dtype.js";
 export { OP_TABLE, type OpName } from "./op-table.js";

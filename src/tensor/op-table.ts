@@ -121,6 +121,7 @@ export const OP_TABLE = {
   einsum: "aten::einsum",
   // in place (optimizers, attacks, init)
   add_: "aten::add_.Tensor",
+  addOut: "aten::add.out",
   sub_: "aten::sub_.Tensor",
   mul_: "aten::mul_.Tensor",
   div_: "aten::div_.Tensor",
