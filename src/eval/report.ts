@@ -2,7 +2,7 @@
 // (docs/EVAL.md documents every field). Accuracies are fractions in [0, 1]; counts are
 // numbers of samples. Changing a field's name or meaning means bumping REPORT_VERSION.
 import type { Norm } from "../attacks/attack.js";
-import type { MaskingCheck } from "../attacks/masking-checks.js";
+import type { MaskingReport } from "../attacks/masking-checks.js";
 
 export const REPORT_SCHEMA = "robust-moe.robustness-report";
 export const REPORT_VERSION = 1;
@@ -111,23 +111,10 @@ export interface MoEResult {
   routerAttack: MoEAttackResult | null;
 }
 
-/** checkGradientMasking on the first batch. */
-export interface MaskingResult {
+/** checkGradientMasking on the first batch (notes: flagged first, 'FLAG ...' / 'ok   ...'). */
+export interface MaskingResult extends MaskingReport {
   /** Samples in the first batch (the checks' sample indices are positions in it). */
   n: number;
-  flagged: boolean;
-  checks: MaskingCheck[];
-  accuracies: {
-    clean: number;
-    fgsm: number;
-    pgd: number;
-    pgdMoreSteps: number;
-    pgdRestarts: number;
-    randomSearch: number;
-    unbounded: number;
-  };
-  /** One line per check, flagged first ('FLAG ...' / 'ok   ...'). */
-  notes: string[];
 }
 
 export interface RobustnessReport {
