@@ -4,6 +4,7 @@
 // sum(out * w) so that every output element (and its position) matters.
 import assert from "node:assert/strict";
 import { autograd, noGrad, scope, type Tensor, tensor } from "../../src/tensor/index.js";
+import { mulberry32 } from "./rng.js";
 
 export interface GradcheckOptions {
   /** Finite-difference step (default 1e-6). */
@@ -20,21 +21,9 @@ export interface GradcheckOptions {
   name?: string;
 }
 
-/** mulberry32: a small deterministic JS generator, so the weighting does not use LibTorch's RNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Weights in ±[0.5, 1.5): never near zero, distinct per element. */
 function weights(n: number, seed: number): Float64Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const w = new Float64Array(n);
   for (let i = 0; i < n; i++) w[i] = (r() < 0.5 ? -1 : 1) * (0.5 + r());
   return w;

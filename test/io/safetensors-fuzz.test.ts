@@ -8,24 +8,13 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from "../../src/io/safetensors.js";
 import { dispose, fromBytes, memoryStats, randn, scalar, type Tensor, tensor, zeros } from "../../src/tensor/index.js";
+import { mulberry32 } from "../helpers/rng.js";
 
 const startLive = memoryStats().liveTensors;
 const dir = mkdtempSync(join(tmpdir(), "rmoe-safetensors-fuzz-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const MUTATIONS = 5000;
-
-/** mulberry32: small, seedable, and the same sequence on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rnd = mulberry32(0x5afe7e45);
 const int = (n: number): number => Math.floor(rnd() * n);
