@@ -4,7 +4,18 @@ export * from "./creation.js";
 export { type DType, elementSize, isFloatingPoint } from "./dtype.js";
 export { OP_TABLE, type OpName } from "./op-table.js";
 export { callOp, opSchema } from "./ops.js";
-export { cuda, engineInfo, getNumThreads, type MemoryStats, manualSeed, memoryStats, setNumThreads } from "./runtime.js";
+export {
+  type AllocatorStats,
+  allocatorStats,
+  cuda,
+  emptyCache,
+  engineInfo,
+  getNumThreads,
+  type MemoryStats,
+  manualSeed,
+  memoryStats,
+  setNumThreads,
+} from "./runtime.js";
 export { dispose, keep, scope } from "./scope.js";
 export {
   type BackwardOptions,

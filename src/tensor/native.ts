@@ -51,6 +51,17 @@ export interface NativeBinding {
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   config(): { torchVersion: string; parallelInfo: string; cxx11Abi: boolean };
+  allocatorStats(): {
+    caching: boolean;
+    allocatedBytes: number;
+    peakAllocatedBytes: number;
+    cachedBytes: number;
+    mappedBytes: number;
+    cacheLimitBytes: number;
+    maps: number;
+    cacheHits: number;
+  };
+  emptyCache(): number;
 }
 
 function hasAvx512(): boolean {
@@ -69,6 +80,16 @@ function prepareEnvironment(): void {
   // ATen defaults to its AVX2 kernels even where AVX-512 ones are compiled in and the
   // CPU has them; forcing avx512 on a CPU without it would crash, hence the check.
   if (process.env.ATEN_CPU_CAPABILITY === undefined && hasAvx512()) process.env.ATEN_CPU_CAPABILITY = "avx512";
+  // Read by the addon when it loads (native/cpu_allocator.cc); a typo must not silently
+  // fall back to the default.
+  const alloc = process.env.RMOE_CPU_ALLOCATOR;
+  if (alloc !== undefined && alloc !== "" && alloc !== "caching" && alloc !== "system") {
+    throw new Error(`RMOE_CPU_ALLOCATOR must be 'caching' (the default) or 'system', got '${alloc}'`);
+  }
+  const cacheMb = process.env.RMOE_CPU_CACHE_MB;
+  if (cacheMb !== undefined && cacheMb !== "" && !/^[0-9]+$/.test(cacheMb)) {
+    throw new Error(`RMOE_CPU_CACHE_MB must be a whole number of MiB, got '${cacheMb}'`);
+  }
 }
 
 function load(): NativeBinding {

@@ -45,3 +45,38 @@ export function engineInfo(): { torchVersion: string; threads: number; parallelI
     cudaAvailable: native.cudaIsAvailable(),
   };
 }
+
+/**
+ * The CPU allocator's state. Blocks of 1 MiB and more come from robust-moe's caching
+ * allocator (unless RMOE_CPU_ALLOCATOR=system): freed blocks are kept for the next
+ * allocation of the same rounded size, so a training loop stops paying page faults after
+ * its first step. Sizes are rounded up to 2 MiB.
+ */
+export interface AllocatorStats {
+  /** False when RMOE_CPU_ALLOCATOR=system: LibTorch's default allocator is in use. */
+  caching: boolean;
+  /** Bytes of large blocks held by live tensors. */
+  allocatedBytes: number;
+  peakAllocatedBytes: number;
+  /** Bytes of freed large blocks kept for reuse (at most cacheLimitBytes, RMOE_CPU_CACHE_MB). */
+  cachedBytes: number;
+  /** allocatedBytes + cachedBytes: what the allocator holds from the OS. */
+  mappedBytes: number;
+  cacheLimitBytes: number;
+  /** Blocks obtained from the OS, and allocations served from the cache instead. */
+  maps: number;
+  cacheHits: number;
+}
+
+export function allocatorStats(): AllocatorStats {
+  return native.allocatorStats();
+}
+
+/**
+ * Returns the cached blocks to the OS (as torch.cuda.empty_cache does for CUDA) and the
+ * number of bytes released. Useful after a phase with different tensor sizes, e.g. a large
+ * evaluation batch, when the memory should go back to other processes.
+ */
+export function emptyCache(): number {
+  return native.emptyCache();
+}
