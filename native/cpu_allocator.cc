@@ -7,7 +7,8 @@
 // heap keeps growing (docs/PERFORMANCE.md, "Allocator"). Blocks of 1 MiB and more are
 // therefore served from their own 2 MiB-aligned mappings, advised as transparent huge
 // pages, and kept in per-size free lists when freed: after the first step nothing is
-// faulted in again and elementwise kernels take fewer TLB misses. Smaller blocks use
+// faulted in again and elementwise kernels take fewer TLB misses. A request takes the
+// smallest cached block that fits it and is at most 1.5x its size. Smaller blocks use
 // posix_memalign as c10's default allocator does. PyTorch's CUDA caching allocator makes
 // the same trade: cached memory is not returned to the OS until emptyCache() is called,
 // or (here) until the cache exceeds its limit.
@@ -24,6 +25,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -93,14 +95,19 @@ class CachingCpuAllocator final : public c10::Allocator {
     }
     size_t size = roundUp(n, kHugePage);
     std::lock_guard<std::mutex> lock(mu_);
-    auto& list = free_[size];
     void* p = nullptr;
-    if (!list.empty()) {
-      p = list.back();
-      list.pop_back();
+    // Best fit among cached blocks up to half as large again: an MoE's sub-batches change
+    // size every step, and exact-size reuse would keep a block per size ever seen.
+    for (auto it = free_.lower_bound(size); it != free_.end() && it->first <= size + size / 2; ++it) {
+      if (it->second.empty()) continue;
+      p = it->second.back();
+      it->second.pop_back();
+      size = it->first;
       stats_.cachedBytes -= size;
       stats_.cacheHits += 1;
-    } else {
+      break;
+    }
+    if (p == nullptr) {
       p = mapAligned(size);
       if (p == nullptr) {
         releaseCachedLocked();
@@ -174,7 +181,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   std::mutex mu_;
   size_t cacheLimit_;
   std::unordered_map<void*, size_t> live_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::map<size_t, std::vector<void*>> free_;  // ordered: best fit
   CpuAllocatorStats stats_{};
 };
 

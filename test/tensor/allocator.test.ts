@@ -45,6 +45,29 @@ describe("caching CPU allocator", () => {
     b.dispose();
   });
 
+  it("serves a request from the smallest cached block up to 1.5x its size", () => {
+    emptyCache();
+    const six = zeros([(6 * MiB) / 4]);
+    six.dispose();
+    const s0 = allocatorStats();
+    // 2 MiB: a 6 MiB block would waste too much, so it maps a new one.
+    const two = zeros([(2 * MiB) / 4]);
+    assert.equal(allocatorStats().maps, s0.maps + 1);
+    // 4 MiB: the cached 6 MiB block fits within 1.5x and is taken (and counted at 6 MiB).
+    const four = full([MiB], 1);
+    const s1 = allocatorStats();
+    assert.equal(s1.maps, s0.maps + 1);
+    assert.equal(s1.cacheHits, s0.cacheHits + 1);
+    assert.equal(s1.allocatedBytes - s0.allocatedBytes, 8 * MiB);
+    assert.equal(
+      scope(() => four.sum().item()),
+      MiB,
+    );
+    two.dispose();
+    four.dispose();
+    emptyCache();
+  });
+
   it("leaves small blocks to malloc", () => {
     const before = allocatorStats();
     const t = zeros([1000]);
