@@ -91,6 +91,10 @@ Napi::Value Meta(const Napi::CallbackInfo& info) {
     o.Set("requiresGrad", Napi::Boolean::New(env, t.requires_grad()));
     o.Set("isLeaf", Napi::Boolean::New(env, t.is_leaf()));
     o.Set("isContiguous", Napi::Boolean::New(env, t.is_contiguous()));
+    o.Set("isChannelsLast", Napi::Boolean::New(env, t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast)));
+    Napi::Array strides = Napi::Array::New(env, t.dim());
+    for (int64_t i = 0; i < t.dim(); i++) strides.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.stride(i))));
+    o.Set("strides", strides);
     auto fn = t.grad_fn();
     o.Set("gradFn", fn ? Napi::Value(Napi::String::New(env, fn->name())) : env.Null());
     return o;

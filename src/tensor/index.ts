@@ -21,6 +21,7 @@ export {
   type BackwardOptions,
   type Device,
   type Dims,
+  type MemoryFormat,
   type NestedArray,
   type Scalar,
   Tensor,

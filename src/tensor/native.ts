@@ -28,6 +28,8 @@ export interface NativeBinding {
     requiresGrad: boolean;
     isLeaf: boolean;
     isContiguous: boolean;
+    isChannelsLast: boolean;
+    strides: number[];
     gradFn: string | null;
   };
   setRequiresGrad(h: TensorHandle, on: boolean): void;

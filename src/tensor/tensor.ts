@@ -6,6 +6,8 @@ import { type Disposable, keep, track } from "./scope.js";
 
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
 export type Scalar = number | boolean;
+/** How a 4-d tensor is laid out in memory: NCHW ("contiguous") or NHWC ("channelsLast"). */
+export type MemoryFormat = "contiguous" | "channelsLast";
 export type TensorOrScalar = Tensor | Scalar;
 export type Dims = number | readonly number[];
 
@@ -90,6 +92,22 @@ export class Tensor implements Disposable {
 
   get isContiguous(): boolean {
     return native.meta(this.handle).isContiguous;
+  }
+
+  /** Element strides per dimension, as PyTorch's tensor.stride(). */
+  stride(): number[] {
+    return native.meta(this.handle).strides;
+  }
+
+  /**
+   * The memory format a 4-d tensor is dense in: "channelsLast" (NHWC in memory, as
+   * torch.channels_last), "contiguous" (NCHW), or null for neither (a strided view). A
+   * tensor dense in both (e.g. 1x1 spatial) reports "contiguous", as PyTorch suggests.
+   */
+  get memoryFormat(): MemoryFormat | null {
+    const m = native.meta(this.handle);
+    if (m.isContiguous) return "contiguous";
+    return m.isChannelsLast ? "channelsLast" : null;
   }
 
   // ---- autograd -------------------------------------------------------------
@@ -242,7 +260,7 @@ export class Tensor implements Disposable {
     return callTensor("clone", [this]);
   }
 
-  contiguous(memoryFormat: "contiguous" | "channelsLast" = "contiguous"): Tensor {
+  contiguous(memoryFormat: MemoryFormat = "contiguous"): Tensor {
     return callTensor("contiguous", [this], { memory_format: memoryFormat === "channelsLast" ? 2 : 0 });
   }
 
