@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/autograd.cc",
+        "native/concurrent_branches.cc",
         "native/cpu_allocator.cc",
         "native/op_call.cc",
         "native/runtime.cc",

@@ -6,6 +6,7 @@ void initOpCall(Napi::Env env, Napi::Object exports);
 void initTensorData(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
+void initConcurrentBranches(Napi::Env env, Napi::Object exports);
 }  // namespace rmoe
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -14,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rmoe::initOpCall(env, exports);
   rmoe::initTensorData(env, exports);
   rmoe::initAutograd(env, exports);
+  rmoe::initConcurrentBranches(env, exports);
   return exports;
 }
 

@@ -34,7 +34,20 @@ function grad(
   return result.map((h) => (h === null ? null : Tensor.fromHandle(h)));
 }
 
-export const autograd = { grad };
+/**
+ * Marks independent branches of the graph (e.g. the experts of an MoE, each applied to
+ * its own samples) to be differentiated concurrently. Returns a copy of each root to use
+ * in their place; when backward reaches the copies, the branches' own backward passes run
+ * side by side on the intra-op threads (one each), which for small sub-batches avoids the
+ * per-operator thread synchronisation of a sequential backward. Gradients are the same as
+ * with the roots themselves. Not supported through the copies (an error, not a wrong
+ * result): createGraph, and autograd.grad with respect to tensors inside the branches.
+ */
+function concurrentBranches(roots: readonly Tensor[]): Tensor[] {
+  return native.concurrentBranches(roots.map((t) => t.handle)).map((h) => Tensor.fromHandle(h));
+}
+
+export const autograd = { grad, concurrentBranches };
 
 export function isGradEnabled(): boolean {
   return native.isGradEnabled();

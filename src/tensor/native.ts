@@ -45,6 +45,7 @@ export interface NativeBinding {
     allowUnused: boolean,
   ): (TensorHandle | null)[];
   setData(h: TensorHandle, src: TensorHandle): void;
+  concurrentBranches(roots: TensorHandle[]): TensorHandle[];
   isGradEnabled(): boolean;
   setGradEnabled(on: boolean): void;
   setNumThreads(n: number): void;

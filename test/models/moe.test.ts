@@ -179,3 +179,71 @@ describe("MoE", () => {
     dual.dispose();
   });
 });
+
+describe("MoE concurrent expert backward", () => {
+  const paramGrads = (moe: MoE<Sequential>): Map<string, number[]> => {
+    const out = new Map<string, number[]>();
+    for (const [name, p] of moe.namedParameters()) {
+      const g = p.grad;
+      out.set(name, g === null ? [] : g.toFlatArray());
+      g?.dispose();
+    }
+    moe.zeroGrad();
+    return out;
+  };
+
+  for (const [k, gating] of [
+    [1, "topk"],
+    [2, "topk"],
+    [3, "dense"],
+  ] as const) {
+    it(`gives the sequential backward's gradients (gating ${gating}, k ${k})`, () => {
+      const live = memoryStats().liveTensors;
+      manualSeed(7);
+      const moe = tinyMoE(k, { gating });
+      moe.train();
+      const x = rand([16, ...SHAPE], { dtype: "float64" }).keep();
+      const run = (concurrent: boolean) => {
+        moe.concurrentBackward = concurrent;
+        scope(() => moe.forward(x).pow(2).sum().backward());
+        return paramGrads(moe);
+      };
+      const sequential = run(false);
+      const concurrent = run(true);
+      for (const [name, g] of sequential) {
+        assert.ok(g.length > 0, `${name} got no gradient`);
+        assertClose(concurrent.get(name) as number[], g, { atol: 1e-12, rtol: 1e-12 }, name);
+      }
+      x.dispose();
+      moe.dispose();
+      assert.equal(memoryStats().liveTensors, live);
+    });
+  }
+
+  it("is used for a training forward only: input gradients and eval mode keep the ordinary graph", () => {
+    manualSeed(8);
+    const moe = tinyMoE(1);
+    const x = rand([12, ...SHAPE], { dtype: "float64" }).keep();
+    const expertWeight = moe.experts.at(0).namedParameters().next().value?.[1] as Tensor;
+    scope(() => {
+      moe.train();
+      // Training forward without input gradient: the experts are behind the concurrent node,
+      // so differentiating with respect to an expert weight is refused, not answered with 0.
+      assert.throws(() => autograd.grad(moe.forward(x).sum(), expertWeight), /not have been used in the graph/);
+      moe.concurrentBackward = false;
+      assert.ok(autograd.grad(moe.forward(x).sum(), expertWeight)[0] !== null);
+      moe.concurrentBackward = true;
+      // An input that needs a gradient (an attack in training mode) keeps the ordinary graph.
+      const xg = x.clone().requiresGrad_();
+      const [gx] = autograd.grad(moe.forward(xg).sum(), xg);
+      moe.concurrentBackward = false;
+      const [gxRef] = autograd.grad(moe.forward(xg).sum(), xg);
+      assertClose((gx as Tensor).toFlatArray(), (gxRef as Tensor).toFlatArray(), { atol: 1e-12 }, "input gradient");
+      moe.concurrentBackward = true;
+      moe.eval();
+      assert.ok(autograd.grad(moe.forward(x).sum(), expertWeight)[0] !== null);
+    });
+    x.dispose();
+    moe.dispose();
+  });
+});
