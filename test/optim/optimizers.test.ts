@@ -18,9 +18,10 @@ import {
   SGD,
   type SGDOptions,
 } from "../../src/optim/index.js";
-import { dispose, memoryStats, noGrad, scope, type Tensor, tensor } from "../../src/tensor/index.js";
+import { dispose, getNumThreads, memoryStats, noGrad, scope, type Tensor, tensor } from "../../src/tensor/index.js";
 import { assertClose } from "../helpers/close.js";
 import { fixturePath } from "../helpers/paths.js";
+import { mulberry32 } from "../helpers/rng.js";
 
 const START_LIVE = memoryStats().liveTensors;
 
@@ -483,6 +484,44 @@ describe("memory", () => {
       assert.equal(p.gradFn, null);
       assert.equal(p.requiresGrad, true);
     }
+    disposeAll(opt, params);
+  });
+});
+
+describe("large and small parameters", () => {
+  it("updates both by the SGD formula and leaves the thread count as it was", () => {
+    const threads = getNumThreads();
+    // One parameter above the single-thread limit (updated on all threads) and one below it.
+    const sizes = [600_000, 1_000];
+    const rng = mulberry32(5);
+    const init = sizes.map((n) => Float64Array.from({ length: n }, () => rng() - 0.5));
+    const grads = sizes.map((n) => Float64Array.from({ length: n }, () => rng() - 0.5));
+    const params = init.map((d) => tensor(d).keep().requiresGrad_());
+    const opt = new SGD(params, { lr: 0.1, momentum: 0.9, weightDecay: 0.01 });
+    for (let step = 0; step < 2; step++) {
+      noGrad(() =>
+        params.forEach((p, i) => {
+          const g = tensor(grads[i] as Float64Array);
+          p.grad = g;
+          g.dispose();
+        }),
+      );
+      opt.step();
+      assert.equal(getNumThreads(), threads);
+    }
+    params.forEach((p, i) => {
+      const p0 = init[i] as Float64Array;
+      const g = grads[i] as Float64Array;
+      const actual = p.toFlatArray();
+      // step 1: buf = g + wd p0, p1 = p0 - lr buf; step 2: buf = m buf + g + wd p1, p2 = p1 - lr buf.
+      const expected = Array.from(p0, (x0, j) => {
+        const b1 = (g[j] as number) + 0.01 * x0;
+        const x1 = x0 - 0.1 * b1;
+        const b2 = 0.9 * b1 + (g[j] as number) + 0.01 * x1;
+        return x1 - 0.1 * b2;
+      });
+      assertClose(actual, expected, { atol: 1e-12, rtol: 1e-12 }, `parameter of ${sizes[i]} elements`);
+    });
     disposeAll(opt, params);
   });
 });
