@@ -4,7 +4,6 @@
 // buffers so that a step allocates nothing once the state exists.
 import { noGrad } from "../tensor/autograd.js";
 import { emptyLike } from "../tensor/creation.js";
-import { getNumThreads, setNumThreads } from "../tensor/runtime.js";
 import { Tensor } from "../tensor/tensor.js";
 
 /** Options every optimizer has, plus the ones learning-rate schedules read and write. */
@@ -54,22 +53,12 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-/**
- * Below this many elements a parameter's update runs on one intra-op thread. Splitting an
- * elementwise op costs a thread wake-up and a barrier (tens of microseconds on a VM); on
- * this machine two threads only win from about half a million elements (docs/PERFORMANCE.md),
- * and a 4-expert width-16 MoE has 250 parameters, all but 28 of them tiny.
- */
-const SERIAL_BELOW = 1 << 19;
-
 export abstract class Optimizer<O extends OptimizerOptions = OptimizerOptions, S extends ParamState = ParamState> {
   readonly defaults: Readonly<O>;
   readonly paramGroups: ParamGroup<O>[] = [];
   readonly #state = new Map<Tensor, S>();
   readonly #scratch = new Map<string, Tensor>();
   #disposed = false;
-  /** Which parameters forEachGrad visits during step(): see SERIAL_BELOW. */
-  #phase: "all" | "small" | "large" = "all";
 
   protected constructor(params: readonly Tensor[] | readonly ParamGroupInit<O>[], defaults: O) {
     this.defaults = copyOptions(defaults);
@@ -112,32 +101,11 @@ export abstract class Optimizer<O extends OptimizerOptions = OptimizerOptions, S
     this.paramGroups.push(resolved);
   }
 
-  /**
-   * One update of every parameter that has a gradient. Parameters under SERIAL_BELOW
-   * elements are updated first, on one intra-op thread, the others after on all of them:
-   * the update is elementwise, so the order and the threading do not change any value.
-   */
+  /** One update of every parameter that has a gradient. */
   step(): void {
     this.#checkAlive("step");
     noGrad(() => {
-      const threads = getNumThreads();
-      if (threads === 1) {
-        for (const group of this.paramGroups) this.updateGroup(group);
-        return;
-      }
-      try {
-        setNumThreads(1);
-        this.#phase = "small";
-        for (const group of this.paramGroups) this.updateGroup(group);
-      } finally {
-        setNumThreads(threads);
-      }
-      try {
-        this.#phase = "large";
-        for (const group of this.paramGroups) this.updateGroup(group);
-      } finally {
-        this.#phase = "all";
-      }
+      for (const group of this.paramGroups) this.updateGroup(group);
     });
   }
 
@@ -162,9 +130,7 @@ export abstract class Optimizer<O extends OptimizerOptions = OptimizerOptions, S
 
   /** Calls fn(param, grad) for each parameter of the group with a gradient; the grad handle is freed after. */
   protected forEachGrad(group: ParamGroup<O>, fn: (param: Tensor, grad: Tensor) => void): void {
-    const phase = this.#phase;
     for (const p of group.params) {
-      if (phase !== "all" && p.numel < SERIAL_BELOW !== (phase === "small")) continue;
       const g = p.grad;
       if (g === null) continue;
       try {

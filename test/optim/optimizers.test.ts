@@ -489,9 +489,9 @@ describe("memory", () => {
 });
 
 describe("large and small parameters", () => {
-  it("updates both by the SGD formula and leaves the thread count as it was", () => {
+  it("updates both by the fused SGD formula and leaves the thread count as it was", () => {
     const threads = getNumThreads();
-    // One parameter above the single-thread limit (updated on all threads) and one below it.
+    // One parameter big enough for ATen to split its update over threads, one too small for that.
     const sizes = [600_000, 1_000];
     const rng = mulberry32(5);
     const init = sizes.map((n) => Float64Array.from({ length: n }, () => rng() - 0.5));
