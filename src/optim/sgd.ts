@@ -64,10 +64,11 @@ export class SGD extends Optimizer<SGDOptions, SGDState> {
         const state = this.stateFor(p, () => ({}));
         const buf = state.momentumBuffer;
         if (buf !== undefined) {
-          // The common case, fused: buf <- grad + momentum * buf + wd * p in two passes over
-          // memory where PyTorch 1.13's single-tensor path makes four (the decayed gradient
-          // into a temporary, mul_, add_). The update is bandwidth-bound; the result differs
-          // from PyTorch's only by rounding (fused multiply-add, summation order).
+          // The common case, fused: buf <- grad + momentum * buf + wd * p in two operations
+          // where PyTorch 1.13's single-tensor path makes three (the decayed gradient into a
+          // temporary, mul_, add_): 6 array reads and writes instead of 8, and no temporary.
+          // The update is bandwidth-bound; the result differs from PyTorch's only by rounding
+          // (fused multiply-add, summation order).
           addInto(buf, grad, buf, momentum);
           if (weightDecay !== 0) buf.add_(p, weightDecay);
           p.add_(buf, -lr);
