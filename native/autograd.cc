@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common.h"
+#include "concurrent_branches.h"
 #include "tensor_handle.h"
 
 namespace rmoe {
@@ -78,6 +79,12 @@ Napi::Value Grad(const Napi::CallbackInfo& info) {
     auto outputs = tensorList(env, info[0], "autograd.grad outputs");
     auto inputs = tensorList(env, info[1], "autograd.grad inputs");
     auto grads = tensorList(env, info[2], "autograd.grad gradOutputs");
+    if (reachesConcurrentBranches(outputs)) {
+      throw Napi::Error::New(env,
+                             "autograd.grad: the graph goes through experts differentiated concurrently (a training-mode "
+                             "MoE forward); their gradients can only go to .grad via backward(). Set "
+                             "moe.concurrentBackward = false for autograd.grad, or give the input requiresGrad");
+    }
     auto result = torch::autograd::grad(outputs, inputs, grads, optionalBool(info[3]),
                                         info[4].ToBoolean().Value(), info[5].ToBoolean().Value());
     Napi::Array out = Napi::Array::New(env, result.size());

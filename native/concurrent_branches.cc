@@ -13,10 +13,14 @@
 // pool of threads (nested backward calls, as activation checkpointing makes) and waits for
 // them. Parameter gradients accumulate exactly as a sequential backward would put them.
 // What cannot be honoured is refused with an error instead of giving a wrong answer:
-// create_graph (no second-order terms through the branches) and autograd.grad with inputs
-// (the branches' gradients go to .grad, not to the caller).
+// create_graph (no second-order terms through the branches), and autograd.grad through such
+// a node at all (native/autograd.cc asks reachesConcurrentBranches first: the branches'
+// gradients go to .grad, and the engine would skip the node, not fail, when only
+// tensors inside a branch were asked for). Branches must not share intermediate tensors
+// that require grad: two threads would then both walk the shared part.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -27,10 +31,17 @@
 #include <exception>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "common.h"
+#include "concurrent_branches.h"
 #include "tensor_handle.h"
+
+// libgomp's per-thread setting. Weak, so that a LibTorch built without OpenMP still loads
+// (the threads then keep ATen's default); at::set_num_threads would instead also rewrite
+// process-wide state (the default of threads not yet initialised, the pthreadpool).
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
 
 namespace rmoe {
 
@@ -45,42 +56,61 @@ struct Roots {
   std::vector<at::Tensor> tensors;
 };
 
+void runBranch(const at::Tensor& root, const at::Tensor& grad, bool keepGraph) {
+  torch::autograd::backward({root}, {grad}, keepGraph, false);
+}
+
 void runBranches(const std::vector<at::Tensor>& roots, const variable_list& grads, bool keepGraph) {
   std::vector<size_t> todo;
+  bool allCpu = true;
   for (size_t i = 0; i < roots.size() && i < grads.size(); ++i) {
-    if (grads[i].defined() && roots[i].defined() && roots[i].requires_grad()) todo.push_back(i);
+    if (grads[i].defined() && roots[i].defined() && roots[i].requires_grad()) {
+      todo.push_back(i);
+      allCpu = allCpu && roots[i].device().is_cpu();
+    }
   }
   // Largest first (output elements as the proxy for work: an expert's rows), so that the
   // last branch to start is a small one and the threads finish close together.
   std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) { return roots[a].numel() > roots[b].numel(); });
   const int mainThreads = at::get_num_threads();
   const size_t workers = std::min(todo.size(), static_cast<size_t>(std::max(1, mainThreads)));
-  if (workers <= 1) {
-    for (size_t i : todo) torch::autograd::backward({roots[i]}, {grads[i]}, keepGraph, false);
+  // Device work is queued to the engine's device threads, one of which may be the thread
+  // waiting here: only CPU branches run side by side.
+  if (workers <= 1 || !allCpu) {
+    for (size_t i : todo) runBranch(roots[i], grads[i], keepGraph);
     return;
   }
   const int perWorker = std::max(1, mainThreads / static_cast<int>(workers));
+  const at::ThreadLocalState state;  // profiler, dispatch keys, saved-tensor hooks of the caller
   std::atomic<size_t> next{0};
-  std::vector<std::exception_ptr> errors(workers);
+  std::vector<std::exception_ptr> errors(workers + 1);
+  auto work = [&](size_t slot) {
+    try {
+      for (size_t k; (k = next.fetch_add(1)) < todo.size();) runBranch(roots[todo[k]], grads[todo[k]], keepGraph);
+    } catch (...) {
+      errors[slot] = std::current_exception();
+    }
+  };
   std::vector<std::thread> pool;
   pool.reserve(workers);
-  for (size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&, w] {
-      try {
+  try {
+    for (size_t w = 0; w < workers; ++w) {
+      pool.emplace_back([&, w] {
+        at::ThreadLocalStateGuard guard(state);
         at::internal::lazy_init_num_threads();
-        at::set_num_threads(perWorker);
-        for (size_t k; (k = next.fetch_add(1)) < todo.size();) {
-          size_t i = todo[k];
-          torch::autograd::backward({roots[i]}, {grads[i]}, keepGraph, false);
-        }
-      } catch (...) {
-        errors[w] = std::current_exception();
-      }
-    });
+        if (omp_set_num_threads != nullptr) omp_set_num_threads(perWorker);
+        work(w);
+      });
+    }
+  } catch (...) {
+    // Could not start a thread: this one takes what is left, then everyone is joined.
+    errors[workers] = std::current_exception();
+  }
+  if (errors[workers]) {
+    errors[workers] = nullptr;
+    work(workers);
   }
   for (auto& t : pool) t.join();
-  // at::set_num_threads also stores a process-wide default that new threads start from.
-  at::set_num_threads(mainThreads);
   for (auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }
@@ -89,14 +119,13 @@ void runBranches(const std::vector<at::Tensor>& roots, const variable_list& grad
 struct ConcurrentBranches : public torch::autograd::Function<ConcurrentBranches> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& anchor, Roots roots) {
     ctx->set_materialize_grads(false);  // an unused branch gets no backward at all
-    ctx->saved_data["n"] = static_cast<int64_t>(roots.tensors.size());
+    // Saved variables, not plain values: an in-place change of a root after this forward is
+    // then an error, and a second backward without retainGraph says so as usual.
+    ctx->save_for_backward(roots.tensors);
     variable_list out;
     out.reserve(roots.tensors.size());
-    for (size_t i = 0; i < roots.tensors.size(); ++i) {
-      ctx->saved_data["root" + std::to_string(i)] = roots.tensors[i];  // keeps the branch's graph alive
-      // A copy, not a view: our outputs must not alias tensors the engine tracks elsewhere.
-      out.push_back(roots.tensors[i].detach().clone());
-    }
+    // Copies, not views: our outputs must not alias tensors the engine tracks elsewhere.
+    for (const auto& r : roots.tensors) out.push_back(r.detach().clone());
     return out;
   }
 
@@ -104,23 +133,13 @@ struct ConcurrentBranches : public torch::autograd::Function<ConcurrentBranches>
     TORCH_CHECK(!at::GradMode::is_enabled(),
                 "concurrent expert backward: create_graph=true is not supported (no second-order terms flow through "
                 "the experts); disable it (MoE option concurrentBackward: false) for higher-order gradients");
-    const auto* exec = torch::autograd::get_current_graph_task_exec_info();
-    TORCH_CHECK(exec == nullptr || exec->empty(),
-                "concurrent expert backward: autograd.grad with inputs is not supported (expert gradients go to "
-                ".grad); disable it (MoE option concurrentBackward: false) to differentiate with respect to chosen inputs");
-    const bool keep = torch::autograd::get_current_graph_task_keep_graph();
-    const int64_t n = ctx->saved_data["n"].toInt();
-    std::vector<at::Tensor> roots;
-    roots.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) roots.push_back(ctx->saved_data["root" + std::to_string(i)].toTensor());
-    if (!keep) {
-      // As a sequential backward would: without retain_graph the branches' graphs go now.
-      for (int64_t i = 0; i < n; ++i) ctx->saved_data.erase("root" + std::to_string(i));
-    }
-    runBranches(roots, grads, keep);
+    std::vector<at::Tensor> roots = ctx->get_saved_variables();
+    runBranches(roots, grads, torch::autograd::get_current_graph_task_keep_graph());
     return {at::Tensor(), at::Tensor()};
   }
 };
+
+using BranchesNode = torch::autograd::CppNode<ConcurrentBranches>;
 
 Napi::Value ConcurrentBranchesFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -142,6 +161,24 @@ Napi::Value ConcurrentBranchesFn(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+bool reachesConcurrentBranches(const std::vector<at::Tensor>& outputs) {
+  std::vector<torch::autograd::Node*> stack;
+  std::unordered_set<torch::autograd::Node*> seen;
+  for (const auto& t : outputs) {
+    if (t.defined() && t.grad_fn()) stack.push_back(t.grad_fn().get());
+  }
+  while (!stack.empty()) {
+    torch::autograd::Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n).second) continue;
+    if (dynamic_cast<BranchesNode*>(n) != nullptr) return true;
+    for (const auto& e : n->next_edges()) {
+      if (e.function) stack.push_back(e.function.get());
+    }
+  }
+  return false;
+}
 
 void initConcurrentBranches(Napi::Env env, Napi::Object exports) {
   exports.Set("concurrentBranches", Napi::Function::New(env, ConcurrentBranchesFn));

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -46,7 +47,7 @@ size_t defaultCacheLimit() {
   if (env != nullptr && *env != '\0') {
     char* end = nullptr;
     unsigned long long mb = std::strtoull(env, &end, 10);
-    if (end != nullptr && *end == '\0') return static_cast<size_t>(mb) << 20;
+    if (end != nullptr && *end == '\0') return static_cast<size_t>(std::min(mb, 1ULL << 40)) << 20;
   }
   long pages = sysconf(_SC_PHYS_PAGES);
   long page = sysconf(_SC_PAGESIZE);
@@ -93,6 +94,9 @@ class CachingCpuAllocator final : public c10::Allocator {
       TORCH_CHECK(err == 0 && p != nullptr, "robust-moe CPU allocator: out of memory allocating ", n, " bytes");
       return p;
     }
+    // c10's own allocator refuses sizes that look negative; rounding up must not wrap either.
+    TORCH_CHECK(n <= static_cast<size_t>(PTRDIFF_MAX) - kHugePage, "robust-moe CPU allocator: cannot allocate ", n,
+                " bytes");
     size_t size = roundUp(n, kHugePage);
     std::lock_guard<std::mutex> lock(mu_);
     void* p = nullptr;
@@ -108,13 +112,14 @@ class CachingCpuAllocator final : public c10::Allocator {
       break;
     }
     if (p == nullptr) {
-      p = mapAligned(size);
+      int err = 0;
+      p = mapAligned(size, &err);
       if (p == nullptr) {
         releaseCachedLocked();
-        p = mapAligned(size);
+        p = mapAligned(size, &err);
       }
       TORCH_CHECK(p != nullptr, "robust-moe CPU allocator: out of memory allocating ", n, " bytes (mmap of ", size,
-                  " bytes failed: ", std::strerror(errno), ")");
+                  " bytes failed, errno ", err, ")");
       stats_.mappedBytes += size;
       stats_.maps += 1;
     }
@@ -150,10 +155,13 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   // 2 MiB-aligned, so that the kernel can back the block with huge pages.
-  static void* mapAligned(size_t size) {
+  static void* mapAligned(size_t size, int* err) {
     size_t span = size + kHugePage;
     void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return nullptr;
+    if (raw == MAP_FAILED) {
+      *err = errno;
+      return nullptr;
+    }
     auto base = reinterpret_cast<uintptr_t>(raw);
     uintptr_t aligned = roundUp(base, kHugePage);
     if (aligned > base) munmap(raw, aligned - base);

@@ -31,8 +31,8 @@ export interface MoEOptions {
   /**
    * In a training forward (input without gradient), differentiate the experts concurrently,
    * one intra-op thread each (default true). Same gradients; faster for small sub-batches.
-   * Not compatible with createGraph or autograd.grad with respect to expert parameters:
-   * turn it off for those (they then raise an error that says so).
+   * Not compatible with createGraph or autograd.grad on the output (both raise an error that
+   * says so): turn it off for those.
    */
   concurrentBackward?: boolean;
   imageShape?: readonly [number, number, number];

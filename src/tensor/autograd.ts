@@ -40,8 +40,10 @@ function grad(
  * in their place; when backward reaches the copies, the branches' own backward passes run
  * side by side on the intra-op threads (one each), which for small sub-batches avoids the
  * per-operator thread synchronisation of a sequential backward. Gradients are the same as
- * with the roots themselves. Not supported through the copies (an error, not a wrong
- * result): createGraph, and autograd.grad with respect to tensors inside the branches.
+ * with the roots themselves. The branches must not share intermediate tensors that require
+ * grad (shared leaves such as parameters are fine). Refused with an error, never answered
+ * wrongly: createGraph through the copies, and autograd.grad on any graph that contains
+ * them (use backward(), or keep the roots themselves for autograd.grad).
  */
 function concurrentBranches(roots: readonly Tensor[]): Tensor[] {
   return native.concurrentBranches(roots.map((t) => t.handle)).map((h) => Tensor.fromHandle(h));

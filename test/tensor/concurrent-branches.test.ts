@@ -103,13 +103,34 @@ describe("autograd.concurrentBranches", () => {
     for (const t of [w, v, ...inputs]) t.dispose();
   });
 
-  it("gives no silent zero for autograd.grad with respect to a tensor inside a branch", () => {
+  it("refuses autograd.grad through the node, allowUnused or not, instead of a silent null or zero", () => {
     const { w, v, inputs } = setup();
     scope(() => {
       const loss = lossOf(autograd.concurrentBranches(branchOutputs(w, v, inputs)));
-      assert.throws(() => autograd.grad(loss, w), /not have been used in the graph/);
+      const message = /goes through experts differentiated concurrently/;
+      assert.throws(() => autograd.grad(loss, w), message);
+      assert.throws(() => autograd.grad(loss, [w, v], { allowUnused: true }), message);
     });
     assert.equal(w.grad, null);
+    for (const t of [w, v, ...inputs]) t.dispose();
+  });
+
+  it("detects a root changed in place after the forward, and a second backward without retainGraph", () => {
+    const { w, v, inputs } = setup();
+    scope(() => {
+      const ys = branchOutputs(w, v, inputs);
+      const loss = lossOf(autograd.concurrentBranches(ys));
+      (ys[0] as Tensor).mul_(2);
+      assert.throws(() => loss.backward(), /modified by an inplace operation/);
+    });
+    w.grad = null;
+    v.grad = null;
+    scope(() => {
+      const loss = lossOf(autograd.concurrentBranches(branchOutputs(w, v, inputs)));
+      loss.backward();
+      assert.throws(() => loss.backward(), /backward through the graph a second time/);
+    });
+    grads(w, v);
     for (const t of [w, v, ...inputs]) t.dispose();
   });
 });
