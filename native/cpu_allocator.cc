@@ -74,6 +74,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   CpuAllocatorStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
     CpuAllocatorStats s = stats_;
+    s.mappedBytes = s.allocatedBytes + s.cachedBytes;
     s.cacheLimitBytes = cacheLimit_;
     return s;
   }
@@ -102,14 +103,14 @@ class CachingCpuAllocator final : public c10::Allocator {
     void* p = nullptr;
     // Best fit among cached blocks up to half as large again: an MoE's sub-batches change
     // size every step, and exact-size reuse would keep a block per size ever seen.
-    for (auto it = free_.lower_bound(size); it != free_.end() && it->first <= size + size / 2; ++it) {
-      if (it->second.empty()) continue;
+    auto it = free_.lower_bound(size);
+    if (it != free_.end() && it->first <= size + size / 2) {
+      size = it->first;
       p = it->second.back();
       it->second.pop_back();
-      size = it->first;
+      if (it->second.empty()) free_.erase(it);  // only sizes with a cached block are keys
       stats_.cachedBytes -= size;
       stats_.cacheHits += 1;
-      break;
     }
     if (p == nullptr) {
       int err = 0;
@@ -120,7 +121,6 @@ class CachingCpuAllocator final : public c10::Allocator {
       }
       TORCH_CHECK(p != nullptr, "robust-moe CPU allocator: out of memory allocating ", n, " bytes (mmap of ", size,
                   " bytes failed, errno ", err, ")");
-      stats_.mappedBytes += size;
       stats_.maps += 1;
     }
     live_[p] = size;
@@ -146,7 +146,6 @@ class CachingCpuAllocator final : public c10::Allocator {
           stats_.cachedBytes += size;
         } else {
           munmap(p, size);
-          stats_.mappedBytes -= size;
         }
         return;
       }
@@ -179,17 +178,16 @@ class CachingCpuAllocator final : public c10::Allocator {
         munmap(p, size);
         released += size;
       }
-      list.clear();
     }
+    free_.clear();
     stats_.cachedBytes -= released;
-    stats_.mappedBytes -= released;
     return released;
   }
 
   std::mutex mu_;
   size_t cacheLimit_;
   std::unordered_map<void*, size_t> live_;
-  std::map<size_t, std::vector<void*>> free_;  // ordered: best fit
+  std::map<size_t, std::vector<void*>> free_;  // ordered for best fit; no empty lists
   CpuAllocatorStats stats_{};
 };
 

@@ -10,7 +10,7 @@ struct CpuAllocatorStats {
   size_t allocatedBytes;      // large blocks in use by tensors (rounded sizes)
   size_t peakAllocatedBytes;  // maximum of allocatedBytes
   size_t cachedBytes;         // large blocks freed and kept for reuse
-  size_t mappedBytes;         // allocated + cached: what the allocator holds from the OS
+  size_t mappedBytes;         // allocated + cached: what the allocator holds from the OS (derived)
   size_t cacheLimitBytes;     // cachedBytes never exceeds this
   uint64_t maps;              // blocks obtained from the OS
   uint64_t cacheHits;         // allocations served from the cache
