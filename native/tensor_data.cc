@@ -91,12 +91,25 @@ Napi::Value Meta(const Napi::CallbackInfo& info) {
     o.Set("requiresGrad", Napi::Boolean::New(env, t.requires_grad()));
     o.Set("isLeaf", Napi::Boolean::New(env, t.is_leaf()));
     o.Set("isContiguous", Napi::Boolean::New(env, t.is_contiguous()));
-    o.Set("isChannelsLast", Napi::Boolean::New(env, t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast)));
-    Napi::Array strides = Napi::Array::New(env, t.dim());
-    for (int64_t i = 0; i < t.dim(); i++) strides.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.stride(i))));
-    o.Set("strides", strides);
     auto fn = t.grad_fn();
     o.Set("gradFn", fn ? Napi::Value(Napi::String::New(env, fn->name())) : env.Null());
+    return o;
+  });
+}
+
+// Strides and memory format: apart from meta(), which requiresGrad and friends read often.
+Napi::Value Layout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(info, [&]() -> Napi::Value {
+    const at::Tensor& t = unwrapTensor(env, info[0], "layout");
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array strides = Napi::Array::New(env, t.dim());
+    for (int64_t i = 0; i < t.dim(); i++) {
+      strides.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.stride(i))));
+    }
+    o.Set("strides", strides);
+    o.Set("isContiguous", Napi::Boolean::New(env, t.is_contiguous()));
+    o.Set("isChannelsLast", Napi::Boolean::New(env, t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast)));
     return o;
   });
 }
@@ -130,6 +143,7 @@ void initTensorData(Napi::Env env, Napi::Object exports) {
   exports.Set("toBuffer", Napi::Function::New(env, ToBuffer));
   exports.Set("shape", Napi::Function::New(env, Shape));
   exports.Set("meta", Napi::Function::New(env, Meta));
+  exports.Set("layout", Napi::Function::New(env, Layout));
   exports.Set("dtype", Napi::Function::New(env, Dtype));
   exports.Set("item", Napi::Function::New(env, Item));
 }

@@ -96,7 +96,7 @@ export class Tensor implements Disposable {
 
   /** Element strides per dimension, as PyTorch's tensor.stride(). */
   stride(): number[] {
-    return native.meta(this.handle).strides;
+    return native.layout(this.handle).strides;
   }
 
   /**
@@ -105,9 +105,9 @@ export class Tensor implements Disposable {
    * tensor dense in both (e.g. 1x1 spatial) reports "contiguous", as PyTorch suggests.
    */
   get memoryFormat(): MemoryFormat | null {
-    const m = native.meta(this.handle);
-    if (m.isContiguous) return "contiguous";
-    return m.isChannelsLast ? "channelsLast" : null;
+    const l = native.layout(this.handle);
+    if (l.isContiguous) return "contiguous";
+    return l.isChannelsLast ? "channelsLast" : null;
   }
 
   // ---- autograd -------------------------------------------------------------
