@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
+import type { AllocatorStats, MemoryStats } from "./runtime.js";
 
 /** An opaque reference to a native at::Tensor. */
 export interface TensorHandle {
@@ -16,7 +17,7 @@ export interface NativeBinding {
   call(id: number, args: NativeValue[], named?: Record<string, NativeValue>): NativeValue;
   dispose(h: TensorHandle): void;
   isDisposed(h: TensorHandle): boolean;
-  memoryStats(): { liveTensors: number; liveBytes: number };
+  memoryStats(): MemoryStats;
   fromBuffer(data: ArrayBufferView, shape: readonly number[], dtypeCode: number, device?: string): TensorHandle;
   toBuffer(h: TensorHandle): ArrayBuffer;
   shape(h: TensorHandle): number[];
@@ -28,10 +29,9 @@ export interface NativeBinding {
     requiresGrad: boolean;
     isLeaf: boolean;
     isContiguous: boolean;
-    isChannelsLast: boolean;
-    strides: number[];
     gradFn: string | null;
   };
+  layout(h: TensorHandle): { strides: number[]; isContiguous: boolean; isChannelsLast: boolean };
   setRequiresGrad(h: TensorHandle, on: boolean): void;
   getGrad(h: TensorHandle): TensorHandle | null;
   setGrad(h: TensorHandle, g: TensorHandle | null): void;
@@ -54,16 +54,7 @@ export interface NativeBinding {
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   config(): { torchVersion: string; parallelInfo: string; cxx11Abi: boolean };
-  allocatorStats(): {
-    caching: boolean;
-    allocatedBytes: number;
-    peakAllocatedBytes: number;
-    cachedBytes: number;
-    mappedBytes: number;
-    cacheLimitBytes: number;
-    maps: number;
-    cacheHits: number;
-  };
+  allocatorStats(): AllocatorStats;
   emptyCache(): number;
 }
 

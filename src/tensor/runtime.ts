@@ -48,9 +48,9 @@ export function engineInfo(): { torchVersion: string; threads: number; parallelI
 
 /**
  * The CPU allocator's state. Blocks of 1 MiB and more come from robust-moe's caching
- * allocator (unless RMOE_CPU_ALLOCATOR=system): freed blocks are kept for the next
- * allocation of the same rounded size, so a training loop stops paying page faults after
- * its first step. Sizes are rounded up to 2 MiB.
+ * allocator (unless RMOE_CPU_ALLOCATOR=system): sizes are rounded up to 2 MiB, and freed
+ * blocks are kept for later allocations that fit them (at most 1.5x the request), so a
+ * training loop stops paying page faults after its first step.
  */
 export interface AllocatorStats {
   /** False when RMOE_CPU_ALLOCATOR=system: LibTorch's default allocator is in use. */
