@@ -10,7 +10,7 @@ import { keep, manualSeed, rand, randint, scope } from "../src/index.js";
 import { MoE } from "../src/models/moe.js";
 import { ResNet18 } from "../src/models/resnet18.js";
 import type { Module, UnaryModule } from "../src/nn/module.js";
-import type { BenchOptions, ComparedBenchmark, StepSetup } from "./harness.js";
+import { type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
 
 const PGD_STEPS = 10;
 const MODES = ["resnet18", "moe"] as const;
@@ -54,19 +54,8 @@ export const attack: ComparedBenchmark = {
   setup,
   referenceArgs(mode, opts, steps, warmup) {
     // One reference step is one PGD iteration: give it as many as our measured iterations.
-    const args = [
-      "--model",
-      mode,
-      "--width",
-      `${opts.width}`,
-      "--mode",
-      "pgd",
-      "--batch",
-      `${opts.batch}`,
-      "--threads",
-      `${opts.threads}`,
-    ];
-    return [...args, "--steps", `${steps * PGD_STEPS}`, "--warmup", `${warmup * 2}`];
+    const args = ["--model", mode, "--width", `${opts.width}`, "--mode", "pgd", "--batch", `${opts.batch}`];
+    return [...args, ...timingArgs(opts.threads, steps * PGD_STEPS, warmup * 2)];
   },
   describe(mode) {
     return { model: mode, eps: "8/255", stepSize: "2/255", pgdSteps: PGD_STEPS, unit: "image-iterations/s" };

@@ -11,7 +11,7 @@ import { autograd, emptyLike, F, keep, manualSeed, noGrad, rand, randint, scope,
 import { ResNet18 } from "../src/models/resnet18.js";
 import type { Module } from "../src/nn/module.js";
 import { SGD } from "../src/optim/index.js";
-import type { BenchOptions, ComparedBenchmark, StepSetup } from "./harness.js";
+import { type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
 
 const EPS = 8 / 255;
 const STEP = 2 / 255;
@@ -111,12 +111,7 @@ export const engine: ComparedBenchmark = {
       mode,
       "--batch",
       `${opts.batch}`,
-      "--threads",
-      `${opts.threads}`,
-      "--steps",
-      `${steps}`,
-      "--warmup",
-      `${warmup}`,
+      ...timingArgs(opts.threads, steps, warmup),
       "--pgd-steps",
       `${PGD_STEPS}`,
     ];

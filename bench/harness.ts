@@ -147,6 +147,14 @@ export function median(values: readonly number[]): number {
 const MATCHED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2000000000";
 
 /**
+ * The arguments every reference script takes for how it runs: intra-op threads, timed
+ * steps and untimed warmup steps (bench.py and bench/reference/*.py alike).
+ */
+export function timingArgs(threads: number, steps: number, warmup: number): string[] {
+  return ["--threads", `${threads}`, "--steps", `${steps}`, "--warmup", `${warmup}`];
+}
+
+/**
  * The environment knobs that change LibTorch's speed. Our addon sets OMP_WAIT_POLICY and
  * (on AVX-512 CPUs) ATEN_CPU_CAPABILITY in process.env before loading; this process has
  * loaded it, so its values are the ones our workers get, and the reference gets the same.

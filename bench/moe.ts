@@ -9,7 +9,7 @@ import { MoE } from "../src/models/moe.js";
 import { ResNet18 } from "../src/models/resnet18.js";
 import type { Module, UnaryModule } from "../src/nn/module.js";
 import { SGD } from "../src/optim/index.js";
-import type { BenchOptions, ComparedBenchmark, StepSetup } from "./harness.js";
+import { type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
 
 const EXPERTS = 4;
 const MODES = ["moe", "moe-loop", "dense"] as const;
@@ -69,7 +69,7 @@ export const moe: ComparedBenchmark = {
   referenceArgs(mode, opts, steps, warmup) {
     const model = mode === "dense" ? "resnet18" : mode;
     const args = ["--model", model, "--width", `${opts.width}`, "--mode", "train", "--batch", `${opts.batch}`];
-    return [...args, "--threads", `${opts.threads}`, "--steps", `${steps}`, "--warmup", `${warmup}`];
+    return [...args, ...timingArgs(opts.threads, steps, warmup)];
   },
   describe(mode) {
     return { experts: mode === "dense" ? 1 : EXPERTS, k: 1, referenceModel: mode === "dense" ? "resnet18" : mode };

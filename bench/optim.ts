@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { manualSeed, noGrad, randnLike } from "../src/index.js";
 import { ResNet18 } from "../src/models/resnet18.js";
 import { Adam, AdamW, type Optimizer, SGD } from "../src/optim/index.js";
-import { type BenchOptions, type ComparedBenchmark, repoRoot, type StepSetup } from "./harness.js";
+import { type BenchOptions, type ComparedBenchmark, repoRoot, type StepSetup, timingArgs } from "./harness.js";
 
 const MODES = ["sgd", "adam", "adamw"] as const;
 
@@ -50,18 +50,7 @@ export const optim: ComparedBenchmark = {
   },
   setup,
   referenceArgs(mode, opts, steps, warmup) {
-    return [
-      "--optimizer",
-      mode,
-      "--width",
-      `${opts.width}`,
-      "--threads",
-      `${opts.threads}`,
-      "--steps",
-      `${steps}`,
-      "--warmup",
-      `${warmup}`,
-    ];
+    return ["--optimizer", mode, "--width", `${opts.width}`, ...timingArgs(opts.threads, steps, warmup)];
   },
   describe() {
     return { model: "resnet18", unit: "optimizer steps/s" };
