@@ -22,6 +22,13 @@ function lossOf(ys: Tensor[]): Tensor {
   return y0.pow(2).sum().add(y1.mul(3).sum()).add(y2.sum().mul(0.5));
 }
 
+/** Drops the leaves' gradients and frees the fixture. */
+function teardown(w: Tensor, v: Tensor, inputs: Tensor[]): void {
+  w.grad = null;
+  v.grad = null;
+  for (const t of [w, v, ...inputs]) t.dispose();
+}
+
 function grads(w: Tensor, v: Tensor): number[][] {
   const out = [w, v].map((p) => {
     const g = p.grad as Tensor;
@@ -44,7 +51,7 @@ describe("autograd.concurrentBranches", () => {
     const actual = grads(w, v);
     assertClose(actual[0] as number[], expected[0] as number[], { atol: 1e-12, rtol: 1e-12 }, "grad w");
     assertClose(actual[1] as number[], expected[1] as number[], { atol: 1e-12, rtol: 1e-12 }, "grad v");
-    for (const t of [w, v, ...inputs]) t.dispose();
+    teardown(w, v, inputs);
     assert.equal(memoryStats().liveTensors, live);
   });
 
@@ -69,8 +76,7 @@ describe("autograd.concurrentBranches", () => {
     });
     assertClose(gv.toFlatArray(), expected, { atol: 1e-12 }, "grad v");
     gv.dispose();
-    v.grad = null;
-    for (const t of [w, v, ...inputs]) t.dispose();
+    teardown(w, v, inputs);
   });
 
   it("honours retainGraph: a second backward through the same graph adds the same gradients", () => {
@@ -88,8 +94,7 @@ describe("autograd.concurrentBranches", () => {
         "accumulated grad",
       );
     });
-    grads(w, v);
-    for (const t of [w, v, ...inputs]) t.dispose();
+    teardown(w, v, inputs);
   });
 
   it("refuses createGraph instead of dropping second-order terms", () => {
@@ -98,9 +103,7 @@ describe("autograd.concurrentBranches", () => {
       const loss = lossOf(autograd.concurrentBranches(branchOutputs(w, v, inputs)));
       assert.throws(() => loss.backward(undefined, { createGraph: true }), /create_graph=true is not supported/);
     });
-    w.grad = null;
-    v.grad = null;
-    for (const t of [w, v, ...inputs]) t.dispose();
+    teardown(w, v, inputs);
   });
 
   it("refuses autograd.grad through the node, allowUnused or not, instead of a silent null or zero", () => {
@@ -112,7 +115,7 @@ describe("autograd.concurrentBranches", () => {
       assert.throws(() => autograd.grad(loss, [w, v], { allowUnused: true }), message);
     });
     assert.equal(w.grad, null);
-    for (const t of [w, v, ...inputs]) t.dispose();
+    teardown(w, v, inputs);
   });
 
   it("detects a root changed in place after the forward, and a second backward without retainGraph", () => {
@@ -130,7 +133,6 @@ describe("autograd.concurrentBranches", () => {
       loss.backward();
       assert.throws(() => loss.backward(), /backward through the graph a second time/);
     });
-    grads(w, v);
-    for (const t of [w, v, ...inputs]) t.dispose();
+    teardown(w, v, inputs);
   });
 });
