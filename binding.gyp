@@ -7,6 +7,7 @@
         "native/autograd.cc",
         "native/concurrent_branches.cc",
         "native/cpu_allocator.cc",
+        "native/generator.cc",
         "native/op_call.cc",
         "native/runtime.cc",
         "native/tensor_data.cc",

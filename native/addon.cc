@@ -7,6 +7,7 @@ void initTensorData(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
 void initConcurrentBranches(Napi::Env env, Napi::Object exports);
+void initGenerator(Napi::Env env, Napi::Object exports);
 }  // namespace rmoe
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rmoe::initTensorData(env, exports);
   rmoe::initAutograd(env, exports);
   rmoe::initConcurrentBranches(env, exports);
+  rmoe::initGenerator(env, exports);
   return exports;
 }
 

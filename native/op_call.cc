@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.h"
+#include "generator.h"
 #include "tensor_handle.h"
 
 namespace rmoe {
@@ -37,6 +38,7 @@ std::string describe(const Napi::Value& v) {
   }
   if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
   if (v.IsArray()) return "an array";
+  if (isGeneratorHandle(v)) return "a generator";
   if (v.IsExternal()) return "a tensor";
   return "an object";
 }
@@ -185,6 +187,11 @@ c10::IValue convert(const ArgContext& cx, const c10::TypePtr& type, const Napi::
     case c10::TypeKind::StringType:
       if (!v.IsString()) cx.fail("a string", v);
       return c10::IValue(v.As<Napi::String>().Utf8Value());
+    case c10::TypeKind::GeneratorType:
+      // `Generator? generator` of the random ops; null/undefined (the default generator)
+      // is handled by the OptionalType case above.
+      if (!isGeneratorHandle(v)) cx.fail("a Generator or null", v);
+      return c10::IValue(unwrapGenerator(cx.env, v, cx.op.display + ": argument '" + cx.arg.name() + "'"));
     case c10::TypeKind::DeviceObjType:
       if (!v.IsString()) cx.fail("a device string such as \"cpu\" or \"cuda:0\"", v);
       return c10::IValue(c10::Device(v.As<Napi::String>().Utf8Value()));

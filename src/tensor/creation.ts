@@ -1,13 +1,21 @@
 // Creating tensors: from JS data, constants, ranges and random draws.
 import { type AnyTypedArray, type DType, dtypeCode } from "./dtype.js";
+import type { Generator } from "./generator.js";
 import { native } from "./native.js";
-import { callTensor } from "./ops.js";
+import type { OpName } from "./op-table.js";
+import { callInPlace, callTensor, type OpArg } from "./ops.js";
 import { type Device, type NestedArray, Tensor } from "./tensor.js";
 
 export interface CreateOptions {
   dtype?: DType;
   device?: Device;
   requiresGrad?: boolean;
+}
+
+/** Options of the random creation functions. */
+export interface RandomOptions extends CreateOptions {
+  /** Draw from this generator instead of the global one (which is then not advanced). */
+  generator?: Generator;
 }
 
 type Shape = readonly number[];
@@ -153,27 +161,35 @@ export function empty(shape: Shape, options: CreateOptions = {}): Tensor {
   return finish(callTensor("empty", [shape], opts(options, "float32")), options);
 }
 
+/** A random op: the plain overload, or its twin taking a generator when one is given. */
+function draw(plain: OpName, withGenerator: OpName, args: OpArg[], options: RandomOptions, fallback: DType): Tensor {
+  const o = opts(options, fallback);
+  const { generator } = options;
+  const t = generator === undefined ? callTensor(plain, args, o) : callTensor(withGenerator, args, { ...o, generator });
+  return finish(t, options);
+}
+
 /** Uniform on [0, 1). */
-export function rand(shape: Shape, options: CreateOptions = {}): Tensor {
+export function rand(shape: Shape, options: RandomOptions = {}): Tensor {
   checkShape(shape, "rand");
-  return finish(callTensor("rand", [shape], opts(options, "float32")), options);
+  return draw("rand", "randGenerator", [shape], options, "float32");
 }
 
 /** Standard normal. */
-export function randn(shape: Shape, options: CreateOptions = {}): Tensor {
+export function randn(shape: Shape, options: RandomOptions = {}): Tensor {
   checkShape(shape, "randn");
-  return finish(callTensor("randn", [shape], opts(options, "float32")), options);
+  return draw("randn", "randnGenerator", [shape], options, "float32");
 }
 
 /** Integers uniform on [low, high), int64 by default. */
-export function randint(low: number, high: number, shape: Shape, options: CreateOptions = {}): Tensor {
+export function randint(low: number, high: number, shape: Shape, options: RandomOptions = {}): Tensor {
   checkShape(shape, "randint");
-  return finish(callTensor("randint", [low, high, shape], opts(options, "int64")), options);
+  return draw("randint", "randintGenerator", [low, high, shape], options, "int64");
 }
 
 /** A random permutation of 0..n-1 (int64). */
-export function randperm(n: number, options: CreateOptions = {}): Tensor {
-  return finish(callTensor("randperm", [n], opts(options, "int64")), options);
+export function randperm(n: number, options: RandomOptions = {}): Tensor {
+  return draw("randperm", "randpermGenerator", [n], options, "int64");
 }
 
 /** arange(end) or arange(start, end, step); int64 when all bounds are integers, like PyTorch. */
@@ -207,10 +223,28 @@ export function emptyLike(t: Tensor, options: CreateOptions = {}): Tensor {
   return finish(callTensor("emptyLike", [t], opts(options, undefined)), options);
 }
 
-export function randLike(t: Tensor, options: CreateOptions = {}): Tensor {
+/** Uniform on [0, 1) with t's shape (and dtype/device unless given). */
+export function randLike(t: Tensor, options: RandomOptions = {}): Tensor {
+  // aten::rand_like has no generator overload; it is empty_like + uniform_ inside ATen,
+  // and so is this, which draws exactly what rand(shape, { generator }) would.
+  if (options.generator !== undefined) return finish(fillLike(t, options, "uniform_", options.generator), options);
   return finish(callTensor("randLike", [t], opts(options, undefined)), options);
 }
 
-export function randnLike(t: Tensor, options: CreateOptions = {}): Tensor {
+/** Standard normal with t's shape (and dtype/device unless given). */
+export function randnLike(t: Tensor, options: RandomOptions = {}): Tensor {
+  // As randLike: randn_like is empty_like + normal_ in ATen.
+  if (options.generator !== undefined) return finish(fillLike(t, options, "normal_", options.generator), options);
   return finish(callTensor("randnLike", [t], opts(options, undefined)), options);
+}
+
+function fillLike(t: Tensor, options: CreateOptions, fill: "uniform_" | "normal_", generator: Generator): Tensor {
+  const out = callTensor("emptyLike", [t], opts(options, undefined));
+  try {
+    callInPlace(fill, [out, 0, 1], { generator });
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
 }

@@ -2,6 +2,7 @@ export { autograd, enableGrad, type GradOptions, isGradEnabled, noGrad } from ".
 export { addInto, cat, einsum, stack, where } from "./combine.js";
 export * from "./creation.js";
 export { type DType, elementSize, isFloatingPoint } from "./dtype.js";
+export { defaultGenerator, Generator, type GeneratorOptions } from "./generator.js";
 export { OP_TABLE, type OpName } from "./op-table.js";
 export { callOp, opSchema } from "./ops.js";
 export {

@@ -10,7 +10,12 @@ export interface TensorHandle {
   readonly __tensorHandle: unique symbol;
 }
 
-export type NativeValue = TensorHandle | number | boolean | string | null | undefined | NativeValue[];
+/** An opaque reference to a native at::Generator. */
+export interface GeneratorHandle {
+  readonly __generatorHandle: unique symbol;
+}
+
+export type NativeValue = TensorHandle | GeneratorHandle | number | boolean | string | null | undefined | NativeValue[];
 
 export interface NativeBinding {
   op(name: string, overload: string): { id: number; schema: string };
@@ -51,6 +56,14 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;
+  generatorNew(device: string, seed?: number | bigint): GeneratorHandle;
+  generatorDefault(): GeneratorHandle;
+  generatorManualSeed(h: GeneratorHandle, seed: number | bigint): void;
+  generatorSeed(h: GeneratorHandle): bigint;
+  generatorInitialSeed(h: GeneratorHandle): bigint;
+  generatorGetState(h: GeneratorHandle): Uint8Array;
+  generatorSetState(h: GeneratorHandle, state: Uint8Array): void;
+  generatorDispose(h: GeneratorHandle): void;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   config(): { torchVersion: string; parallelInfo: string; cxx11Abi: boolean };

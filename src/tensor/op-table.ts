@@ -12,6 +12,12 @@ export const OP_TABLE = {
   randn: "aten::randn",
   randint: "aten::randint.low",
   randperm: "aten::randperm",
+  // The overloads taking a Generator, used only when one is given (the plain ones above
+  // draw from the default generator, as these do with generator=None).
+  randGenerator: "aten::rand.generator",
+  randnGenerator: "aten::randn.generator",
+  randintGenerator: "aten::randint.low_generator",
+  randpermGenerator: "aten::randperm.generator",
   arange: "aten::arange.start_step",
   linspace: "aten::linspace",
   eye: "aten::eye.m",

@@ -1,4 +1,5 @@
 // Calling table ops: Tensor objects in, Tensor objects out.
+import { Generator } from "./generator.js";
 import { type NativeValue, native, type TensorHandle } from "./native.js";
 import { OP_TABLE, type OpName } from "./op-table.js";
 import { Tensor } from "./tensor.js";
@@ -23,10 +24,12 @@ export function opSchema(name: OpName): string {
   return native.op(dot < 0 ? full : full.slice(0, dot), dot < 0 ? "" : full.slice(dot + 1)).schema;
 }
 
-export type OpArg = Tensor | number | boolean | string | null | undefined | readonly OpArg[];
+export type OpArg = Tensor | Generator | number | boolean | string | null | undefined | readonly OpArg[];
 
 function lower(v: OpArg): NativeValue {
   if (v instanceof Tensor) return v.handle;
+  // For the `Generator? generator` argument of the random ops.
+  if (v instanceof Generator) return v.handle;
   if (Array.isArray(v)) return v.map(lower);
   return v as NativeValue;
 }

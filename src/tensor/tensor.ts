@@ -1,5 +1,6 @@
 // The Tensor class: a PyTorch-shaped view of one native at::Tensor.
 import { type AnyTypedArray, type DType, dtypeCode, dtypeFromCode } from "./dtype.js";
+import type { Generator } from "./generator.js";
 import { native, type TensorHandle } from "./native.js";
 import { callInPlace, callOp, callTensor, callTensors } from "./ops.js";
 import { type Disposable, keep, track } from "./scope.js";
@@ -675,13 +676,15 @@ export class Tensor implements Disposable {
     return this;
   }
 
-  uniform_(from = 0, to = 1): this {
-    callInPlace("uniform_", [this, from, to]);
+  /** Fills with U(from, to), drawn from `generator` when given, else the global generator. */
+  uniform_(from = 0, to = 1, generator?: Generator): this {
+    callInPlace("uniform_", [this, from, to], generator === undefined ? undefined : { generator });
     return this;
   }
 
-  normal_(mean = 0, std = 1): this {
-    callInPlace("normal_", [this, mean, std]);
+  /** Fills with N(mean, std^2), drawn from `generator` when given, else the global generator. */
+  normal_(mean = 0, std = 1, generator?: Generator): this {
+    callInPlace("normal_", [this, mean, std], generator === undefined ? undefined : { generator });
     return this;
   }
 
