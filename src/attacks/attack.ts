@@ -3,7 +3,6 @@
 // model in eval mode, restores each module's mode afterwards (even on error), never
 // writes parameters' .grad (input gradients come from autograd.grad) and frees every
 // intermediate tensor.
-import { MoE } from "../models/moe.js";
 import type { Module, UnaryModule } from "../nn/module.js";
 import { autograd, enableGrad, noGrad } from "../tensor/autograd.js";
 import { zerosLike } from "../tensor/creation.js";
@@ -16,28 +15,35 @@ export type Classifier = UnaryModule;
 export type Norm = "linf" | "l2";
 
 /**
- * Runs fn with every module of model in eval mode and puts back the mode each module had
- * (a model may have mixed modes, e.g. a frozen BatchNorm inside a training model). The
- * attack's forwards are not the caller's either: MoE usage counts and the last auxiliary
- * loss are restored too.
+ * The mode the model runs in during an attack: 'eval' (the default: BatchNorm uses its running
+ * statistics, dropout is off), 'train' (torchattacks' set_model_training_mode), or 'keep'
+ * (whatever mode each module has, e.g. a training loop that set the modes itself).
  */
-export function withEvalMode<T>(model: Module, fn: () => T): T {
+export type AttackMode = "eval" | "train" | "keep";
+
+/**
+ * Runs fn with every module of model in the given mode and puts back the mode each module had
+ * (a model may have mixed modes, e.g. a frozen BatchNorm inside a training model), even when fn
+ * throws. Models have no other state a forward writes (MoE.forward has no side effects), so
+ * the modes are all there is to restore.
+ */
+export function withModelMode<T>(model: Module, mode: AttackMode, fn: () => T): T {
+  if (mode === "keep") return fn();
+  if (mode !== "eval" && mode !== "train")
+    throw new TypeError(`attack mode must be 'eval', 'train' or 'keep', got '${String(mode)}'`);
   const modes = new Map<Module, boolean>();
-  const moes: { moe: MoE; usage: number[]; auxLoss: Tensor | null }[] = [];
-  for (const m of model.modules()) {
-    modes.set(m, m.training);
-    if (m instanceof MoE) moes.push({ moe: m, usage: [...m.usage], auxLoss: m.auxLoss });
-  }
-  model.eval();
+  for (const m of model.modules()) modes.set(m, m.training);
+  model.train(mode === "train");
   try {
     return fn();
   } finally {
     for (const [m, training] of modes) m.training = training;
-    for (const { moe, usage, auxLoss } of moes) {
-      moe.usage.splice(0, moe.usage.length, ...usage);
-      moe.auxLoss = auxLoss;
-    }
   }
+}
+
+/** withModelMode(model, 'eval', fn): what every attack and evaluation does by default. */
+export function withEvalMode<T>(model: Module, fn: () => T): T {
+  return withModelMode(model, "eval", fn);
 }
 
 /** Checks the batch shapes the attacks rely on, with a message naming the attack. */
@@ -89,9 +95,19 @@ export function accuracy(model: Classifier, x: Tensor, y: Tensor): number {
 
 export abstract class Attack<M extends Classifier = Classifier> {
   readonly model: M;
+  /** The model's mode during run() (default 'eval'); see AttackMode. */
+  mode: AttackMode = "eval";
 
   constructor(model: M) {
     this.model = model;
+  }
+
+  /** Sets the mode the model runs in during attacks and returns this (chainable). */
+  setMode(mode: AttackMode): this {
+    if (mode !== "eval" && mode !== "train" && mode !== "keep")
+      throw new TypeError(`${this.name}: mode must be 'eval', 'train' or 'keep', got '${String(mode)}'`);
+    this.mode = mode;
+    return this;
   }
 
   /** A short name for reports, e.g. "PGD-20 (linf)". */
@@ -103,7 +119,7 @@ export abstract class Attack<M extends Classifier = Classifier> {
    */
   run(x: Tensor, y: Tensor): Tensor {
     checkBatch(this.name, x, y);
-    return withEvalMode(this.model, () =>
+    return withModelMode(this.model, this.mode, () =>
       scope(() =>
         enableGrad(() => {
           if (x.size(0) === 0) return x.clone();
@@ -116,6 +132,6 @@ export abstract class Attack<M extends Classifier = Classifier> {
     );
   }
 
-  /** Called by run() in eval mode, inside a scope, with grad mode on and x detached. */
+  /** Called by run() in the attack's mode, inside a scope, with grad mode on and x detached. */
   protected abstract perturb(x: Tensor, y: Tensor): Tensor;
 }

@@ -1,6 +1,16 @@
 // Adversarial attacks and robustness evaluation (METHOD.md section 2).
 export { APGD, type APGDOptions, APGDT, type APGDTOptions, type ApgdConfig, apgdCheckpoints, apgdRun } from "./apgd.js";
-export { Attack, accuracy, type Classifier, inputGradient, type Norm, predict, withEvalMode } from "./attack.js";
+export {
+  Attack,
+  type AttackMode,
+  accuracy,
+  type Classifier,
+  inputGradient,
+  type Norm,
+  predict,
+  withEvalMode,
+  withModelMode,
+} from "./attack.js";
 export { BestIterate, type SearchResult } from "./best-iterate.js";
 export {
   Ensemble,
@@ -29,7 +39,16 @@ export {
   type MaskingCheckOptions,
   type MaskingReport,
 } from "./masking-checks.js";
-export { type Forward, PGD, type PGDOptions, pgdSearch, type ResolvedPGDOptions, resolvePGDOptions } from "./pgd.js";
+export {
+  type Forward,
+  PGD,
+  type PGDOptions,
+  pgdLastIterate,
+  pgdOn,
+  pgdSearch,
+  type ResolvedPGDOptions,
+  resolvePGDOptions,
+} from "./pgd.js";
 export { ascentDirection, project, projectL2, projectLinf, randomStart, sampleNorm } from "./projections.js";
 export { RandomSearch, type RandomSearchOptions } from "./random-search.js";
 export {

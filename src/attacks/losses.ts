@@ -15,7 +15,7 @@ export interface LossContext {
 /** A per-sample objective [N] to maximise. */
 export type LossFn = (logits: Tensor, y: Tensor, ctx: LossContext) => Tensor;
 
-export type LossName = "ce" | "dlr" | "margin" | "kl";
+export type LossName = "ce" | "dlr" | "margin" | "kl" | "targeted-ce";
 
 /** Keeps DLR finite when the top logits tie (Croce & Hein use the same constant). */
 const DLR_EPS = 1e-12;
@@ -93,13 +93,21 @@ export function resolveLoss(loss: LossName | LossFn): LossFn {
       return (logits, y) => dlrLoss(logits, y);
     case "margin":
       return (logits, y) => marginLoss(logits, y);
+    case "targeted-ce":
+      return (logits, _y, ctx) => {
+        if (ctx.target === null) throw new TypeError("targeted CE loss: no target classes given");
+        // Maximising -CE(logits, target) pulls the prediction towards the target.
+        return ceLoss(logits, ctx.target).neg();
+      };
     case "kl":
       return (logits, _y, ctx) => {
         if (ctx.cleanLogits === null) throw new TypeError("KL loss: the attack did not provide clean logits");
         return klLoss(logits, ctx.cleanLogits);
       };
     default:
-      throw new TypeError(`unknown attack loss '${String(loss)}'; expected 'ce', 'dlr', 'margin', 'kl' or a function`);
+      throw new TypeError(
+        `unknown attack loss '${String(loss)}'; expected 'ce', 'dlr', 'margin', 'kl', 'targeted-ce' or a function`,
+      );
   }
 }
 

@@ -3,8 +3,7 @@
 // per-sample worst case over them; per-class accuracy; and for every MoE (the model, or
 // each MoE member of a dual model, attacked alone) expert usage, routes under attack,
 // RA-E, RA-R and the route-flip rate. Optionally the gradient-masking checks on the first
-// batch. Every tensor it makes is freed; the model's modes and MoE usage counts are left
-// as they were.
+// batch. Every tensor it makes is freed; the model's modes are left as they were.
 import { performance } from "node:perf_hooks";
 import { type Attack, type Classifier, checkCount, checkEps, type Norm, withEvalMode } from "../attacks/attack.js";
 import { ExpertAttack } from "../attacks/expert-attack.js";

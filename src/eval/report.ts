@@ -101,7 +101,7 @@ export interface MoEResult {
   k: number;
   /** Accuracy of this MoE on its own on the clean inputs. */
   cleanAccuracy: number;
-  /** Expert usage: top-1 route counts on the clean inputs (what MoE.usage counts). */
+  /** Expert usage: top-1 route counts on the clean inputs (what ExpertUsage counts). */
   usage: RouteCounts;
   /** Top-1 route counts and route-flip rate under each whole-model attack, in attack order. */
   underAttack: AttackRoutes[];

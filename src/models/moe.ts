@@ -60,10 +60,6 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
   routerNoise: number;
   /** See MoEOptions.concurrentBackward; settable at any time. */
   concurrentBackward: boolean;
-  /** Switch load-balancing loss of the last training-mode forward (null in eval mode). */
-  auxLoss: Tensor | null = null;
-  /** Samples routed to each expert (top-1) since the last resetUsage(). */
-  readonly usage: number[];
 
   constructor(experts: readonly E[], options: MoEOptions = {}) {
     super();
@@ -86,15 +82,10 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
       this.routerKind === "linear" ? new LinearRouter(c * h * w, experts.length) : new ConvRouter(c, experts.length),
     );
     this.experts = this.registerModule("experts", new ModuleList(experts));
-    this.usage = new Array<number>(experts.length).fill(0);
   }
 
   get numExperts(): number {
     return this.experts.length;
-  }
-
-  resetUsage(): void {
-    this.usage.fill(0);
   }
 
   /** Router logits r(x), [N, E] (with training noise when enabled and in training mode). */
@@ -127,10 +118,13 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
     return scope(() => this.gatesFromLogits(this.routerLogits(x)));
   }
 
-  /** The expert ranked second by the router at x, [N] int64 (RT-ER's "additional" expert). */
+  /**
+   * The expert ranked second by the router at x, [N] int64 (RT-ER's "additional" expert).
+   * Ranked without the training noise: the runner-up is a property of x, not of a noise draw.
+   */
   secondExpert(x: Tensor): Tensor {
     if (this.numExperts < 2) throw new RangeError("secondExpert: the MoE has a single expert");
-    return noGrad(() => scope(() => this.routerLogits(x).topk(2, -1)[1].select(1, 1)));
+    return noGrad(() => scope(() => this.router.forward(this.normalize.forward(x)).topk(2, -1)[1].select(1, 1)));
   }
 
   /** Logits of expert i on all of x, [N, K]. */
@@ -185,30 +179,40 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
     );
   }
 
+  /** F(x): the logits [N, K]. No side effects: usage and the load-balancing loss come from forwardDetailed. */
   forward(x: Tensor): Tensor {
-    const { out, aux } = scope(() => {
-      const logits = this.routerLogits(x);
-      const g = this.gatesFromLogits(logits);
-      this.#countUsage(g.indices);
-      const out = this.combine(x, g);
-      return { out, aux: this.training ? this.#switchLoss(g) : null };
-    });
-    this.auxLoss = aux;
-    return out;
+    return scope(() => this.combine(x, this.gates(x)));
   }
 
-  /** Switch-Transformer load balancing: E * sum_i frac_i * meanprob_i (1 when balanced). */
-  #switchLoss(g: Gates): Tensor {
+  /**
+   * The logits with what produced them: the gates (for usage counting, see ExpertUsage) and
+   * the Switch load-balancing loss E * sum_i frac_i * meanprob_i (1 when balanced; frac_i
+   * counts top-1 routes without a gradient, meanprob_i carries the router's). Every call
+   * returns its own tensors, so several forwards per batch (TRADES, RT-ER) never overwrite
+   * each other's loss.
+   */
+  forwardDetailed(x: Tensor): MoEOutput {
+    return scope(() => {
+      const gates = this.gates(x);
+      return { logits: this.combine(x, gates), gates, loadBalancingLoss: this.loadBalancingLoss(gates) };
+    });
+  }
+
+  /** Switch-Transformer load balancing of the given gates (a scalar). */
+  loadBalancingLoss(g: Gates): Tensor {
     return scope(() => {
       const e = this.numExperts;
       const top1 = g.indices.select(1, 0);
-      const frac = noGrad(() => top1.bincount(e).to("float32").div(top1.size(0)));
+      const frac = noGrad(() => top1.bincount(e).to(g.probs.dtype).div(top1.size(0)));
       return frac.mul(g.probs.mean(0)).sum().mul(e);
     });
   }
+}
 
-  #countUsage(indices: Tensor): void {
-    const counts = scope(() => indices.select(1, 0).bincount(this.numExperts).toFlatArray());
-    for (let i = 0; i < this.numExperts; i++) this.usage[i] = (this.usage[i] as number) + (counts[i] as number);
-  }
+/** What MoE.forwardDetailed returns. */
+export interface MoEOutput {
+  logits: Tensor;
+  gates: Gates;
+  /** Switch load-balancing loss, a scalar (1 at perfectly balanced routing). */
+  loadBalancingLoss: Tensor;
 }

@@ -145,16 +145,15 @@ describe("MoE attack contract", () => {
     ["hard", { gating: "hard" }],
   ];
   for (const [label, options] of gatings) {
-    it(`ExpertAttack and RouterAttack (${label}): threat model, modes, usage, aux loss, .grad`, () => {
+    it(`ExpertAttack and RouterAttack (${label}): threat model, modes, aux loss, .grad`, () => {
       manualSeed(5);
       const moe: MoE = tinyMoE(options);
       moe.routerNoise = 0.5;
       const x = rand([8, ...MOE_SHAPE]);
       const y = randint(0, 10, [8]);
-      // A training forward leaves an aux loss and usage counts that attacks must not clobber.
-      const aux = moe.forward(x);
-      const auxLoss = moe.auxLoss;
-      const usage = [...moe.usage];
+      // A training forward's outputs (logits, gates, load-balancing loss) must survive the attacks.
+      const detailed = moe.forwardDetailed(x);
+      const auxBefore = detailed.loadBalancingLoss.item();
       const before = modes(moe);
       const attacks: [Attack, "linf" | "l2", number][] = [
         [new ExpertAttack(moe, { eps: 0.05, steps: 3 }), "linf", 0.05],
@@ -172,13 +171,22 @@ describe("MoE attack contract", () => {
         }
         adv.dispose();
         assert.deepEqual(modes(moe), before, `${attack.name}: modes changed`);
-        assert.deepEqual(moe.usage, usage, `${attack.name}: usage changed`);
-        assert.equal(moe.auxLoss, auxLoss, `${attack.name}: aux loss replaced`);
+        assert.equal(detailed.loadBalancingLoss.isDisposed, false, `${attack.name}: aux loss freed`);
+        assert.equal(detailed.loadBalancingLoss.item(), auxBefore, `${attack.name}: aux loss changed`);
         assertNoParamGrads(moe, attack.name);
       }
       const report = new RouterAttack(moe, { eps: 0.05, steps: 2 }).evaluate(x, y);
       assert.equal(report.n, 8);
-      for (const t of [x, y, aux, auxLoss]) t?.dispose();
+      for (const t of [
+        x,
+        y,
+        detailed.logits,
+        detailed.loadBalancingLoss,
+        detailed.gates.weights,
+        detailed.gates.indices,
+        detailed.gates.probs,
+      ])
+        t.dispose();
       moe.dispose();
     });
   }

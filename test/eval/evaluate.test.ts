@@ -17,6 +17,7 @@ import {
   REPORT_SCHEMA,
   type RobustnessReport,
 } from "../../src/eval/index.js";
+import { ExpertUsage } from "../../src/models/expert-usage.js";
 import { dispose, fromBytes, noGrad, scope, type Tensor, tensor } from "../../src/tensor/index.js";
 import { assertInThreatModel, guardLeaks } from "../attacks/helpers.js";
 import { CLASSES, constantModel, K, linearModel, SHAPE, synthData, tinyDual, tinyMoE } from "./helpers.js";
@@ -164,14 +165,12 @@ describe("evaluateRobustness", () => {
     model.dispose();
   });
 
-  it("a MoE: expert usage sums to n, RA-E/RA-R and route flips are reported, usage and modes are left alone", () => {
+  it("a MoE: expert usage sums to n, RA-E/RA-R and route flips are reported, modes are left alone", () => {
     const ds = synthData(15, 11);
     const moe = tinyMoE(3);
     moe.train();
-    moe.usage.splice(0, 3, 5, 6, 7);
     const r = evaluateRobustness(moe, ds, { attacks: ["pgd5", "fgsm"], ...FAST, eps: 0.1, seed: 0, batchSize: 8 });
     assert.equal(moe.training, true, "mode restored");
-    assert.deepEqual(moe.usage, [5, 6, 7], "usage restored");
     assert.equal(r.model.kind, "moe");
     assert.equal(r.moe.length, 1);
     const m = r.moe[0];
@@ -187,15 +186,16 @@ describe("evaluateRobustness", () => {
     assert.match(m.expertAttack?.attack ?? "", /ExpertAttack PGD-5/);
     assert.match(m.routerAttack?.attack ?? "", /RouterAttack PGD-5 \(linf, output\)/);
     checkCounts(r);
-    // Usage is what MoE.usage counts on a clean forward.
+    // Usage is what ExpertUsage counts on a clean forward.
     const { x, y } = tensorsOf(ds);
     y.dispose();
     moe.eval();
-    moe.resetUsage();
+    const usage = new ExpertUsage(moe.numExperts);
     scope(() => {
-      noGrad(() => moe.forward(x));
+      noGrad(() => usage.add(moe.forwardDetailed(x).gates));
     });
-    assert.deepEqual(m.usage.counts, moe.usage);
+    assert.deepEqual(m.usage.counts, usage.counts());
+    usage.dispose();
     x.dispose();
     const off = evaluateRobustness(moe, ds, { attacks: ["fgsm"], moeAttacks: false });
     assert.equal(off.moe[0]?.expertAttack, null);

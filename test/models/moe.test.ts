@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { DualModel, MoE } from "../../src/models/index.js";
+import { DualModel, ExpertUsage, MoE } from "../../src/models/index.js";
 import { softmax } from "../../src/nn/functional.js";
 import { Flatten, Linear, Sequential } from "../../src/nn/index.js";
 import { autograd, manualSeed, memoryStats, noGrad, rand, scope, type Tensor, tensor } from "../../src/tensor/index.js";
@@ -62,11 +62,20 @@ describe("MoE", () => {
       const x = rand([9, ...SHAPE], { dtype: "float64" });
       const out = scope(() => moe.forward(x));
       assertClose(out.toFlatArray(), perSample(moe, x).flat(), { atol: 1e-12, rtol: 1e-12 }, "MoE output");
+      // forwardDetailed gives the same logits, and its gates count every sample once.
+      const usage = new ExpertUsage(moe.numExperts);
+      const detailed = scope(() => {
+        const d = moe.forwardDetailed(x);
+        usage.add(d.gates);
+        return d.logits;
+      });
+      assertClose(detailed.toFlatArray(), out.toFlatArray(), { atol: 0, rtol: 0 }, "forwardDetailed logits");
       assert.equal(
-        moe.usage.reduce((a, b) => a + b, 0),
+        usage.counts().reduce((a, b) => a + b, 0),
         9,
       );
-      for (const t of [out, x, moe.auxLoss]) t?.dispose();
+      usage.dispose();
+      for (const t of [out, x, detailed]) t.dispose();
       moe.dispose();
     });
   }
@@ -137,13 +146,9 @@ describe("MoE", () => {
       moe.router.gate.weight.zero_();
       moe.router.gate.bias!.zero_();
     });
-    // auxLoss belongs to the scope that ran forward, like the logits.
-    const aux = scope(() => {
-      moe.forward(x);
-      return moe.auxLoss!.item();
-    });
+    // Every forwardDetailed returns its own loss, in the caller's scope like the logits.
+    const aux = scope(() => moe.forwardDetailed(x).loadBalancingLoss.item());
     assertClose([aux], [1], { atol: 1e-12 }, "switch loss at uniform routing");
-    assert.ok(moe.auxLoss!.isDisposed);
     x.dispose();
     moe.dispose();
   });
