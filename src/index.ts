@@ -10,3 +10,4 @@ export * as F from "./nn/functional.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./optim/index.js";
 export * from "./tensor/index.js";
+export * as train from "./train/index.js";

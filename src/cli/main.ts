@@ -2,8 +2,10 @@
 // rmoe: the robust-moe command line.
 import { attackCommand } from "./attack-command.js";
 import { dataCommand } from "./data-command.js";
+import { dualCommand } from "./dual-command.js";
 import { evalCommand } from "./eval-command.js";
 import { smokeCommand } from "./smoke.js";
+import { trainCommand } from "./train-command.js";
 
 const USAGE = `usage: rmoe <command> [options]
 
@@ -17,6 +19,10 @@ commands:
                                              route flips, per-class accuracy (docs/EVAL.md)
   attack --ckpt FILE --data cifar10 --attack NAME --out FILE
                                              write adversarial examples (safetensors)
+  train --preset P --method M --out DIR      train a model (standard, pgd-at, trades, rt-er,
+                                             advmoe, jtdmoe); --resume DIR continues exactly
+  dual --standard A --robust B --alpha X --out C
+                                             assemble a dual-model checkpoint from two models
   help                                       this text (rmoe <command> --help for details)
 `;
 
@@ -31,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
       return evalCommand(rest);
     case "attack":
       return attackCommand(rest);
+    case "train":
+      return trainCommand(rest);
+    case "dual":
+      return dualCommand(rest);
     case undefined:
     case "help":
     case "--help":

@@ -127,11 +127,13 @@ export class DataLoader {
   }
 
   /**
-   * Epoch e as tensors. Each batch's x and y belong to the caller: dispose them (dispose(batch))
+   * Epoch e as tensors, from batch `from` on (default 0: a resumed run skips the batches it
+   * already trained without assembling them; a batch's content does not depend on where the
+   * epoch started). Each batch's x and y belong to the caller: dispose them (dispose(batch))
    * or create them inside a scope. Starting another epoch ends this one.
    */
-  *epoch(epoch: number): Generator<Batch, void, undefined> {
-    for (const raw of this.run(epoch, true)) {
+  *epoch(epoch: number, from = 0): Generator<Batch, void, undefined> {
+    for (const raw of this.run(epoch, true, from)) {
       const [n, c, h, w] = raw.shape;
       const u8 = fromBytes(raw.images, [n, c, h, w], "uint8");
       let x = u8.to("float32");
@@ -162,8 +164,9 @@ export class DataLoader {
     this.pool = null;
   }
 
-  private *run(epoch: number, reuse: boolean): Generator<ByteBatch, void, undefined> {
+  private *run(epoch: number, reuse: boolean, from = 0): Generator<ByteBatch, void, undefined> {
     if (this.closed) throw new Error("DataLoader: used after close()");
+    if (!Number.isInteger(from) || from < 0) throw new TypeError(`DataLoader: from must be a non-negative integer, got ${from}`);
     const gen = ++this.gen;
     const order = this.order(epoch);
     const { storage, indices: map } = this.source;
@@ -174,9 +177,9 @@ export class DataLoader {
     const outSize = C * OH * OW;
     const slice = (b: number): [number, number] => [b * this.batchSize, Math.min(n, (b + 1) * this.batchSize)];
     const pool = this.workers > 0 ? this.ensurePool() : null;
-    let asked = 0;
+    let asked = from;
     let scratch: ArrayBuffer | null = null;
-    for (let b = 0; b < nb; b++) {
+    for (let b = from; b < nb; b++) {
       if (this.gen !== gen) throw new Error("DataLoader: this epoch was ended by starting another one");
       const [from, to] = slice(b);
       const count = to - from;

@@ -1,0 +1,186 @@
+// `rmoe train`: train a model with one of the methods (docs/TRAINING.md) into a run directory,
+// or continue one with --resume.
+import { resolve } from "node:path";
+import { presetNames, presetPath, readConfigFile, resolveConfig, type TrainConfig } from "../train/config.js";
+import { METHODS } from "../train/methods/index.js";
+import { readRunConfig } from "../train/run-dir.js";
+import { ConfigError, type Json } from "../train/schema.js";
+import { Trainer } from "../train/trainer.js";
+import { runCommand, UsageError } from "./eval-command.js";
+
+/** Shortcut flags and the config keys they set (anything else: --set key=value). */
+const SHORTCUTS: Record<string, string> = {
+  method: "method",
+  epochs: "epochs",
+  "batch-size": "batchSize",
+  optimizer: "optimizer.name",
+  lr: "optimizer.lr",
+  "weight-decay": "optimizer.weightDecay",
+  schedule: "schedule.name",
+  eps: "attack.eps",
+  "step-size": "attack.stepSize",
+  "attack-steps": "attack.steps",
+  beta: "beta",
+  alpha: "alpha",
+  "load-balancing": "loadBalancing",
+  "router-noise": "model.routerNoise",
+  experts: "model.experts",
+  width: "model.width",
+  gating: "model.gating",
+  "train-size": "data.trainSize",
+  "val-size": "data.valSize",
+  seed: "seed",
+  threads: "threads",
+  "grad-clip": "gradClip",
+  "checkpoint-every": "checkpointEvery",
+};
+
+export const TRAIN_SUMMARY = `train --preset P --method M --out DIR [options] | train --resume DIR
+                                             train a model (docs/TRAINING.md)`;
+
+function usage(): string {
+  const methods = METHODS.map((m) => `    ${m.name.padEnd(10)} ${m.summary}`).join("\n");
+  const flags = Object.entries(SHORTCUTS)
+    .map(([f, k]) => `--${f} (${k})`)
+    .join(", ");
+  return `usage: rmoe train --preset NAME|FILE.json [--method M] --out DIR [options]
+       rmoe train --resume DIR [--max-steps N]
+
+Trains into DIR: config.json, metrics.jsonl, last.safetensors (resumable state),
+best.safetensors (best validation RA), model.safetensors (final model).
+
+methods:
+${methods}
+
+presets: ${presetNames().join(", ")}
+
+options:
+  --preset NAME|FILE   a preset (presets/NAME.json) or a JSON file with the same keys
+  --out DIR            run directory (required unless --resume)
+  --resume DIR         continue the run in DIR exactly where its last checkpoint left it
+  --set KEY=VALUE      set any config key (repeatable), e.g. --set data.augment.cutout=8
+  --data-root DIR      data cache (default $RMOE_DATA or ~/.cache/robust-moe)
+  --max-steps N        stop after N steps in total (the run stays resumable)
+  --quiet              no progress display
+shortcuts: ${flags}
+
+Exit codes: 0 done; 1 error (bad config, data not prepared, diverged loss); 2 usage error.
+`;
+}
+
+interface TrainArgs {
+  preset: string | null;
+  out: string | null;
+  resume: string | null;
+  overrides: [string, string][];
+  dataRoot: string | undefined;
+  maxSteps: number | undefined;
+  quiet: boolean;
+}
+
+function parseArgs(argv: readonly string[]): TrainArgs {
+  const a: TrainArgs = {
+    preset: null,
+    out: null,
+    resume: null,
+    overrides: [],
+    dataRoot: undefined,
+    maxSteps: undefined,
+    quiet: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--")) throw new UsageError(`rmoe train: unexpected argument '${arg}'`);
+    const name = arg.slice(2);
+    if (name === "quiet") {
+      a.quiet = true;
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined) throw new UsageError(`rmoe train: option '${arg}' needs a value`);
+    switch (name) {
+      case "preset":
+        a.preset = value;
+        break;
+      case "out":
+        a.out = value;
+        break;
+      case "resume":
+        a.resume = value;
+        break;
+      case "data-root":
+        a.dataRoot = value;
+        break;
+      case "max-steps": {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 1)
+          throw new UsageError(`rmoe train: --max-steps must be a positive integer, got '${value}'`);
+        a.maxSteps = n;
+        break;
+      }
+      case "set": {
+        const eq = value.indexOf("=");
+        if (eq <= 0) throw new UsageError(`rmoe train: --set needs KEY=VALUE, got '${value}'`);
+        a.overrides.push([value.slice(0, eq), value.slice(eq + 1)]);
+        break;
+      }
+      default: {
+        const key = SHORTCUTS[name];
+        if (key === undefined) throw new UsageError(`rmoe train: unknown option '${arg}' (see rmoe train --help)`);
+        a.overrides.push([key, value]);
+      }
+    }
+  }
+  return a;
+}
+
+/** `rmoe train ...`; returns the exit code. */
+export async function trainCommand(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "help" || argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  return runCommand("rmoe train", usage(), async () => {
+    const a = parseArgs(argv);
+    let config: TrainConfig;
+    let out: string;
+    if (a.resume !== null) {
+      if (a.preset !== null || a.out !== null || a.overrides.length > 0)
+        throw new UsageError("rmoe train: --resume continues a run with its own config; give no --preset, --out or overrides");
+      out = resolve(a.resume);
+      const saved = readRunConfig(out);
+      config = resolveConfig(saved.config as unknown as Json, [], `${out}/config.json`);
+    } else {
+      if (a.out === null) throw new UsageError("rmoe train: --out DIR is required (or --resume DIR)");
+      out = resolve(a.out);
+      const presetFile = a.preset === null ? null : presetPath(a.preset);
+      const preset = presetFile === null ? null : readConfigFile(presetFile);
+      config = resolveConfig(preset, a.overrides, presetFile ?? "defaults");
+    }
+    const trainer = new Trainer({
+      config,
+      out,
+      resume: a.resume !== null,
+      command: ["rmoe", "train", ...argv],
+      ...(a.dataRoot !== undefined ? { dataRoot: a.dataRoot } : {}),
+      ...(a.maxSteps !== undefined ? { maxSteps: a.maxSteps } : {}),
+      progress: a.quiet ? null : process.stderr,
+    });
+    try {
+      const s = await trainer.run();
+      const best =
+        s.best === null
+          ? ""
+          : `; best val RA ${(100 * s.best.robustAccuracy).toFixed(2)}% (SA ${(100 * s.best.cleanAccuracy).toFixed(2)}%) at epoch ${s.best.epoch + 1}`;
+      process.stdout.write(
+        `rmoe train: ${s.steps} steps, ${s.epochs} epochs in ${s.seconds.toFixed(1)} s${best}\nrun directory: ${out}\n`,
+      );
+      return 0;
+    } finally {
+      trainer.close();
+      trainer.model.dispose();
+    }
+  });
+}
+
+export { ConfigError };
