@@ -37,6 +37,7 @@ export async function dualCommand(argv: readonly string[]): Promise<number> {
     }
     for (const k of ["standard", "robust", "out"] as const)
       if (typeof o[k] !== "string") throw new UsageError(`rmoe dual: --${k} is required`);
+    if (o.alpha === undefined) throw new UsageError("rmoe dual: --alpha X is required (the robust model's weight, in [0, 1])");
     if (typeof o.alpha !== "number" || !(o.alpha >= 0 && o.alpha <= 1))
       throw new UsageError(`rmoe dual: --alpha must be a number in [0, 1], got ${String(o.alpha)}`);
     if (o.space !== "logits" && o.space !== "probs")
@@ -47,8 +48,17 @@ export async function dualCommand(argv: readonly string[]): Promise<number> {
       ["--standard", standard],
       ["--robust", robust],
     ] as const) {
-      if (c.config.kind === "dual")
-        throw new Error(`rmoe dual: ${name} is already a dual model; give a MoE or a single classifier`);
+      if (c.config.kind === "dual") throw new Error(`${name} is already a dual model; give a MoE or a single classifier`);
+    }
+    // Mixing outputs needs the same classes (and the same input images) on both sides.
+    const classes = (c: typeof standard) =>
+      c.config.kind === "moe" ? c.config.experts[0]?.numClasses : c.config.kind === "dual" ? undefined : c.config.numClasses;
+    if (classes(standard) !== classes(robust)) {
+      standard.model.dispose();
+      robust.model.dispose();
+      throw new Error(
+        `--standard predicts ${classes(standard)} classes but --robust ${classes(robust)}; a dual model mixes outputs of the same classes`,
+      );
     }
     const dual = new DualModel(standard.model, robust.model, { alpha: o.alpha, space: o.space as MixSpace });
     try {

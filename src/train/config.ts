@@ -246,12 +246,15 @@ export function resolveConfig(
   overrides: readonly (readonly [string, string])[],
   presetSource = "preset",
 ): TrainConfig {
-  let tree = merge(DEFAULT_CONFIG as unknown as Json, preset ?? {});
+  // A copy: a resolved config never shares arrays with the defaults.
+  let tree = merge(structuredClone(DEFAULT_CONFIG) as unknown as Json, preset ?? {});
   const patch: { [k: string]: Json } = {};
   for (const [key, raw] of overrides) setPath(patch, key, parseOverride(TRAIN_SCHEMA, key, raw, "command line"));
   tree = merge(tree, patch);
-  const config = validate(tree, TRAIN_SCHEMA, presetSource, "") as unknown as TrainConfig;
-  checkConsistency(config, presetSource);
+  // Errors found after merging name both origins when the command line took part.
+  const source = overrides.length > 0 ? `${presetSource} with the command-line settings` : presetSource;
+  const config = validate(tree, TRAIN_SCHEMA, source, "") as unknown as TrainConfig;
+  checkConsistency(config, source);
   return config;
 }
 

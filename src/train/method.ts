@@ -7,7 +7,7 @@ import { withEvalMode } from "../attacks/attack.js";
 import type { LossFn, LossName } from "../attacks/losses.js";
 import { type Forward, pgdOn } from "../attacks/pgd.js";
 import { MoE } from "../models/moe.js";
-import { crossEntropy } from "../nn/functional.js";
+import { crossEntropy, klDiv, logSoftmax } from "../nn/functional.js";
 import type { Module, UnaryModule } from "../nn/module.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -128,6 +128,18 @@ export function trainAttack(
       ...(extra.gaussianStart !== undefined ? { gaussianStart: extra.gaussianStart } : {}),
     }),
   );
+}
+
+/**
+ * sum over samples and classes of KL(softmax(p) || softmax(q)) for logits p (the reference,
+ * e.g. clean) and q (e.g. attacked), with gradients into both. Computed from the two
+ * log-softmaxes (kl_div with log_target) rather than from softmax(p): where a probability
+ * underflows to exactly 0, PyTorch 1.13's kl_div(log q, softmax p) differentiates
+ * xlogy(t, t) into 0/0 and hands NaN to the whole model (TRADES' official form does this once
+ * a model is confident; AdvMoE's router hit it after ten steps). Same value, finite gradient.
+ */
+export function klSum(p: Tensor, q: Tensor): Tensor {
+  return scope(() => klDiv(logSoftmax(q, 1), logSoftmax(p, 1), { reduction: "sum", logTarget: true }));
 }
 
 /** Throws unless model is a MoE, naming the method. */

@@ -50,7 +50,8 @@ function fail(source: string, key: string, f: FieldSpec, got: unknown): never {
 }
 
 function parseFraction(v: string): number | null {
-  const m = /^\s*(-?\d+(?:\.\d+)?)\s*(?:\/\s*(\d+(?:\.\d+)?))?\s*$/.exec(v);
+  // A number in any plain or exponent notation (1e-4, .5), optionally over a divisor (8/255).
+  const m = /^\s*(-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*(?:\/\s*(\d+(?:\.\d+)?(?:e[-+]?\d+)?))?\s*$/i.exec(v);
   if (m === null) return null;
   const num = Number(m[1]);
   return m[2] === undefined ? num : num / Number(m[2]);

@@ -36,10 +36,13 @@ function datasetGeometry(c: TrainConfig): { shape: [number, number, number]; cla
 export function moeConfig(c: TrainConfig): MoEConfig {
   const g = datasetGeometry(c);
   const m = c.model;
+  // Each expert normalises its own input, as the reference models do: the MoE passes the raw
+  // [0, 1] image to the experts and normalises only the router's copy.
+  const normalize = { mean: g.mean, std: g.std };
   const expert: ExpertConfig =
     m.expert === "resnet18"
-      ? { kind: "resnet18", numClasses: g.classes, width: m.width, normalize: false }
-      : { kind: "vit", numClasses: g.classes, imageSize: g.shape[1], channels: 3, normalize: false, ...m.vit };
+      ? { kind: "resnet18", numClasses: g.classes, width: m.width, normalize }
+      : { kind: "vit", numClasses: g.classes, imageSize: g.shape[1], channels: 3, normalize, ...m.vit };
   return {
     kind: "moe",
     experts: Array.from({ length: m.experts }, () => ({ ...expert })),

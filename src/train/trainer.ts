@@ -11,8 +11,9 @@ import { clipGradNorm } from "../optim/grad-clip.js";
 import type { LRScheduler } from "../optim/lr-scheduler.js";
 import type { Optimizer } from "../optim/optimizer.js";
 import { noGrad } from "../tensor/autograd.js";
-import { manualSeed, setNumThreads } from "../tensor/runtime.js";
+import { manualSeed, memoryStats, setNumThreads } from "../tensor/runtime.js";
 import { dispose, scope } from "../tensor/scope.js";
+import type { Tensor } from "../tensor/tensor.js";
 import type { TrainConfig } from "./config.js";
 import type { BatchLoss, TrainBatch, TrainingMethod } from "./method.js";
 import { methodSpec } from "./methods/index.js";
@@ -57,11 +58,13 @@ interface LevelRuntime {
   scheduler: LRScheduler | null;
 }
 
+const what = (name: string) => (name === "gradient norm" ? "the gradient norm" : `loss term '${name}'`);
+
 function finiteOrThrow(step: number, level: string, name: string, value: number, out: string): never {
   const last = runPath(out, "last");
   const kept = existsSync(last) ? `the last good checkpoint ${last} is kept` : "no checkpoint was written yet";
   throw new TrainingDivergedError(
-    `step ${step + 1}: loss term '${name}'${level === "" ? "" : ` of level '${level}'`} is ${value}; stopping (${kept})`,
+    `step ${step + 1}: ${what(name)}${level === "" ? "" : ` of level '${level}'`} is ${value}; stopping (${kept})`,
   );
 }
 
@@ -191,6 +194,7 @@ export class Trainer {
               ...metrics,
               imagesPerSecond: Math.round(imgs * 10) / 10,
               rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+              liveTensors: memoryStats().liveTensors,
             });
             windowStart = now;
             windowImages = 0;
@@ -284,6 +288,22 @@ export class Trainer {
   }
 }
 
+/** The global L2 norm of the parameters' gradients (those that have one). */
+function gradNorm(params: readonly Tensor[]): number {
+  return noGrad(() =>
+    scope(() => {
+      let sum: Tensor | null = null;
+      for (const p of params) {
+        const g = p.grad;
+        if (g === null) continue;
+        const sq = g.pow(2).sum().double();
+        sum = sum === null ? sq : sum.add(sq);
+      }
+      return sum === null ? 0 : Math.sqrt(sum.item());
+    }),
+  );
+}
+
 export interface StepOptions {
   /** Max global gradient norm per level (0: none). */
   gradClip?: number;
@@ -309,7 +329,7 @@ export function trainStep(
   const check =
     options.onNonFinite ??
     ((level: string, term: string, value: number) => {
-      throw new TrainingDivergedError(`loss term '${term}'${level === "" ? "" : ` of level '${level}'`} is ${value}`);
+      throw new TrainingDivergedError(`${what(term)}${level === "" ? "" : ` of level '${level}'`} is ${value}`);
     });
   if (levels.length !== method.levels.length)
     throw new RangeError(`trainStep: ${levels.length} optimizers for ${method.levels.length} levels`);
@@ -322,18 +342,23 @@ export function trainStep(
     rt.optimizer.zeroGrad();
     scope(() => {
       const r: BatchLoss = level.loss(batch);
-      const loss = r.loss.item();
-      if (!Number.isFinite(loss)) check(levelName, "loss", loss);
+      // The terms first, so that a message names the term that went wrong, not just the sum.
       for (const [name, t] of Object.entries(r.terms)) {
         const v = t.item();
         if (!Number.isFinite(v)) check(levelName, name, v);
         metrics[`${prefix}${name}`] = v;
       }
+      const loss = r.loss.item();
+      if (!Number.isFinite(loss)) check(levelName, "loss", loss);
       metrics[`${prefix}loss`] = loss;
       metrics[`${prefix}acc`] = noGrad(() => r.logits.argmax(1).eq(r.y).double().mean().item());
       r.loss.backward();
     });
-    if ((options.gradClip ?? 0) > 0) clipGradNorm(level.parameters, options.gradClip as number);
+    // A finite loss can still have a non-finite gradient (an infinite derivative somewhere):
+    // check the gradient before it reaches the weights, so the last checkpoint stays good.
+    const norm =
+      (options.gradClip ?? 0) > 0 ? clipGradNorm(level.parameters, options.gradClip as number) : gradNorm(level.parameters);
+    if (!Number.isFinite(norm)) check(levelName, "gradient norm", norm);
     rt.optimizer.step();
     rt.scheduler?.step();
     metrics[`${prefix}lr`] = rt.optimizer.paramGroups[0]?.lr ?? 0;

@@ -11,12 +11,13 @@
 // router never learns which expert is right); we train it on the MoE's own TRADES loss
 // through the softmax gate, the bi-level formulation the paper describes.
 import type { MoE } from "../../models/moe.js";
-import { crossEntropy, klDiv, logSoftmax, softmax } from "../../nn/functional.js";
+import { crossEntropy, klDiv, logSoftmax } from "../../nn/functional.js";
 import { cat } from "../../tensor/combine.js";
 import { scope } from "../../tensor/scope.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import {
   type BatchLoss,
+  klSum,
   type MethodSettings,
   type MethodSpec,
   requireMoE,
@@ -26,9 +27,9 @@ import {
 } from "../method.js";
 import { TRADES_START_STD } from "./trades.js";
 
-/** KL(softmax p || softmax q) per sample, summed over classes, [N]. */
+/** KL(softmax p || softmax q) per sample, summed over classes, [N] (the attack's objective). */
 function klRows(q: Tensor, p: Tensor): Tensor {
-  return scope(() => klDiv(logSoftmax(q, 1), softmax(p, 1), { reduction: "none" }).sum(1));
+  return scope(() => klDiv(logSoftmax(q, 1), logSoftmax(p, 1), { reduction: "none", logTarget: true }).sum(1));
 }
 
 /** The attack's x_adv: output and routing consistency, both maximised (see the header). */
@@ -52,7 +53,7 @@ function tradesTerms(moe: MoE, x: Tensor, xAdv: Tensor, y: Tensor, settings: Met
   const clean = trainForward(moe, x, settings.loadBalancing);
   const adv = moe.forward(xAdv);
   const ce = crossEntropy(clean.logits, y);
-  const kl = klDiv(logSoftmax(adv, 1), softmax(clean.logits, 1), { reduction: "sum" }).div(x.size(0));
+  const kl = klSum(clean.logits, adv).div(x.size(0));
   return { clean, ce, kl };
 }
 
@@ -85,9 +86,7 @@ export const advmoe: MethodSpec = {
             scope((): BatchLoss => {
               const xAdv = advMoEAttack(moe, b, settings);
               const { clean, ce, kl } = tradesTerms(moe, b.x, xAdv, b.y, settings);
-              const route = klDiv(logSoftmax(moe.routerLogits(xAdv), 1), softmax(moe.routerLogits(b.x), 1), {
-                reduction: "sum",
-              }).div(b.x.size(0));
+              const route = klSum(moe.routerLogits(b.x), moe.routerLogits(xAdv)).div(b.x.size(0));
               let loss = ce.add(kl.mul(settings.beta)).add(route.mul(settings.beta));
               const terms: BatchLoss["terms"] = { ce, kl, route };
               if (clean.lb !== null) {

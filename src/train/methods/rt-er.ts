@@ -7,12 +7,13 @@
 // outputs. Both sides of the KL carry gradients (as TRADES), so the runner-up expert is
 // trained to agree with itself under attack; the router gets no gradient from the KL term.
 import type { MoE } from "../../models/moe.js";
-import { crossEntropy, klDiv, logSoftmax, softmax } from "../../nn/functional.js";
+import { crossEntropy } from "../../nn/functional.js";
 import { noGrad } from "../../tensor/autograd.js";
 import { scope } from "../../tensor/scope.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import {
   type BatchLoss,
+  klSum,
   type MethodSettings,
   type MethodSpec,
   requireMoE,
@@ -40,15 +41,15 @@ export function rtErLoss(moe: MoE, { x, y }: TrainBatch, settings: MethodSetting
     }
     const main = trainForward(moe, xAdv, settings.loadBalancing);
     const ce = crossEntropy(main.logits, y);
-    let klSum: Tensor | null = null;
+    let klTotal: Tensor | null = null;
     for (const g of groups) {
       const expert = moe.experts.at(g.e);
       const clean = expert.forward(g.x);
       const attacked = expert.forward(g.xs);
-      const kl = klDiv(logSoftmax(attacked, 1), softmax(clean, 1), { reduction: "sum" });
-      klSum = klSum === null ? kl : klSum.add(kl);
+      const kl = klSum(clean, attacked);
+      klTotal = klTotal === null ? kl : klTotal.add(kl);
     }
-    const kl = klSum === null ? noGrad(() => ce.mul(0)) : klSum.div(n);
+    const kl = klTotal === null ? noGrad(() => ce.mul(0)) : klTotal.div(n);
     let loss = ce.add(kl.mul(settings.beta));
     const terms: BatchLoss["terms"] = { ce, kl };
     if (main.lb !== null) {

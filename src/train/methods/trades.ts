@@ -1,9 +1,9 @@
 // TRADES (Zhang et al. 2019): CE(F(x), y) + beta * KL(softmax F(x) || softmax F(x_adv)),
 // x_adv maximising that KL from a 0.001 * N(0, I) start (the official code's start: at x
 // itself the KL has a zero gradient). Both forwards carry gradients, as in the official code.
-import { crossEntropy, klDiv, logSoftmax, softmax } from "../../nn/functional.js";
+import { crossEntropy } from "../../nn/functional.js";
 import { scope } from "../../tensor/scope.js";
-import { type BatchLoss, type MethodSpec, trainAttack, trainForward } from "../method.js";
+import { type BatchLoss, klSum, type MethodSpec, trainAttack, trainForward } from "../method.js";
 
 /** TRADES' start: x + 0.001 * N(0, I). */
 export const TRADES_START_STD = 0.001;
@@ -30,7 +30,7 @@ export const trades: MethodSpec = {
               const adv = trainForward(model, xAdv, settings.loadBalancing);
               const ce = crossEntropy(clean.logits, y);
               // batchmean: the KL summed over classes and samples, divided by N.
-              const kl = klDiv(logSoftmax(adv.logits, 1), softmax(clean.logits, 1), { reduction: "sum" }).div(x.size(0));
+              const kl = klSum(clean.logits, adv.logits).div(x.size(0));
               let loss = ce.add(kl.mul(settings.beta));
               const terms: BatchLoss["terms"] = { ce, kl };
               if (clean.lb !== null && adv.lb !== null) {
