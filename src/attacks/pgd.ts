@@ -3,6 +3,7 @@
 // attacks (frozen router, frozen experts) reuse it unchanged.
 import { enableGrad, noGrad } from "../tensor/autograd.js";
 import { randnLike } from "../tensor/creation.js";
+import type { Generator } from "../tensor/generator.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
@@ -56,6 +57,12 @@ export interface PGDOptions {
   targeted?: boolean;
   /** The model's mode during the attack (default 'eval'). */
   mode?: AttackMode;
+  /**
+   * Where the random starts come from (default: the global generator). A seeded Generator
+   * makes an attack reproducible without touching the global stream, e.g. a validation attack
+   * inside a training run.
+   */
+  generator?: Generator;
 }
 
 export interface ResolvedPGDOptions {
@@ -73,6 +80,7 @@ export interface ResolvedPGDOptions {
   targeted: boolean;
   /** Std of a Gaussian start (0: none, then randomStart decides). */
   gaussianStart: number;
+  generator: Generator | null;
 }
 
 export function defaultEps(norm: Norm): number {
@@ -92,6 +100,8 @@ export function resolvePGDOptions(what: string, o: PGDOptions): ResolvedPGDOptio
   const iterate = o.iterate ?? "best";
   if (iterate !== "best" && iterate !== "last")
     throw new TypeError(`${what}: iterate must be 'best' or 'last', got '${String(iterate)}'`);
+  if (iterate === "last" && restarts !== 1)
+    throw new RangeError(`${what}: iterate 'last' takes a single restart (there is no best point to keep across restarts)`);
   const targeted = o.targeted ?? false;
   const gaussianStart = o.gaussianStart ?? 0;
   if (!(Number.isFinite(gaussianStart) && gaussianStart >= 0))
@@ -110,6 +120,7 @@ export function resolvePGDOptions(what: string, o: PGDOptions): ResolvedPGDOptio
     iterate,
     targeted,
     gaussianStart,
+    generator: o.generator ?? null,
   };
 }
 
@@ -143,8 +154,12 @@ export function lossAndGrad(
 
 /** Where a run starts: a Gaussian start, the uniform random start, or x itself. */
 function startPoint(x: Tensor, o: ResolvedPGDOptions): Tensor {
-  if (o.gaussianStart > 0) return noGrad(() => scope(() => project(o.norm, x.add(randnLike(x).mul(o.gaussianStart)), x, o.eps)));
-  return o.randomStart ? randomStart(x, o.eps, o.norm) : noGrad(() => x.clone());
+  const g = o.generator ?? undefined;
+  if (o.gaussianStart > 0)
+    return noGrad(() =>
+      scope(() => project(o.norm, x.add(randnLike(x, g === undefined ? {} : { generator: g }).mul(o.gaussianStart)), x, o.eps)),
+    );
+  return o.randomStart ? randomStart(x, o.eps, o.norm, g) : noGrad(() => x.clone());
 }
 
 /**
@@ -170,8 +185,6 @@ export function pgdLastIterate(forward: Forward, x: Tensor, y: Tensor, o: Resolv
  */
 export function pgdSearch(forward: Forward, x: Tensor, y: Tensor, o: ResolvedPGDOptions, ctx: LossContext): SearchResult {
   if (o.iterate === "last") {
-    if (o.restarts !== 1)
-      throw new RangeError("PGD: iterate 'last' takes a single restart (there is no best point to keep across restarts)");
     return scope(() => {
       const xAdv = pgdLastIterate(forward, x, y, o, ctx);
       const at = lossAndGrad(forward, xAdv, y, o.loss, ctx, false, o.targeted);

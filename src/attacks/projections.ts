@@ -2,6 +2,7 @@
 // steepest-ascent directions and random starting points. All per sample, for any [N, ...].
 import { noGrad } from "../tensor/autograd.js";
 import { randLike, randnLike } from "../tensor/creation.js";
+import type { Generator } from "../tensor/generator.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { Norm } from "./attack.js";
@@ -55,20 +56,22 @@ export function ascentDirection(g: Tensor, norm: Norm): Tensor {
 /**
  * The standard PGD random start: uniform in the L-inf ball, or for L2 a uniformly random
  * direction scaled by a uniform radius in [0, eps] (torchattacks' PGDL2), then the box.
+ * Drawn from `generator` when given, else from the global generator.
  */
-export function randomStart(x: Tensor, eps: number, norm: Norm): Tensor {
+export function randomStart(x: Tensor, eps: number, norm: Norm, generator?: Generator): Tensor {
+  const g = generator === undefined ? {} : { generator };
   return noGrad(() =>
     scope(() => {
       if (norm === "linf")
         return x
           .add(
-            randLike(x)
+            randLike(x, g)
               .mul(2 * eps)
               .sub(eps),
           )
           .clamp(0, 1);
-      const dir = ascentDirection(randnLike(x), "l2");
-      const radius = perSample(randLike(x.flatten(1).select(1, 0)).mul(eps), x);
+      const dir = ascentDirection(randnLike(x, g), "l2");
+      const radius = perSample(randLike(x.flatten(1).select(1, 0), g).mul(eps), x);
       return x.add(dir.mul(radius)).clamp(0, 1);
     }),
   );

@@ -7,8 +7,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import { DataLoader } from "../data/loader.js";
 import type { Model } from "../models/config.js";
 import { noGrad } from "../tensor/autograd.js";
-import { defaultGenerator } from "../tensor/generator.js";
-import { manualSeed } from "../tensor/runtime.js";
+import { defaultGenerator, Generator } from "../tensor/generator.js";
 import { dispose, scope } from "../tensor/scope.js";
 import type { TrainConfig } from "./config.js";
 
@@ -26,7 +25,10 @@ export function validate(model: Model, val: ImageDataset, c: TrainConfig, epoch:
   const t0 = performance.now();
   const saved = defaultGenerator.getState();
   const v = c.validation;
-  const attack = new PGD(model, { eps: v.eps, alpha: v.stepSize, steps: v.attackSteps, iterate: "best" });
+  // Its own generator: the validation attack is the same every epoch and draws nothing from
+  // the training stream (whose state is also restored below, in case a forward ever does).
+  const generator = new Generator({ seed: v.seed + epoch });
+  const attack = new PGD(model, { eps: v.eps, alpha: v.stepSize, steps: v.attackSteps, iterate: "best", generator });
   const loader = new DataLoader(val, {
     batchSize: v.batchSize,
     shuffle: false,
@@ -38,7 +40,6 @@ export function validate(model: Model, val: ImageDataset, c: TrainConfig, epoch:
   let n = 0;
   const wasTraining = model.training;
   try {
-    manualSeed(v.seed + epoch);
     model.eval();
     for (const batch of loader.epoch(0)) {
       scope(() => {
@@ -58,6 +59,7 @@ export function validate(model: Model, val: ImageDataset, c: TrainConfig, epoch:
     model.train(wasTraining);
     loader.close();
     defaultGenerator.setState(saved);
+    generator.dispose();
   }
   return {
     n,
