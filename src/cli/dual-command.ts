@@ -10,7 +10,8 @@ const USAGE = `usage: rmoe dual --standard A.safetensors --robust B.safetensors 
 Writes a dual-model checkpoint F_D = (1 - alpha) F_S + alpha F_R (METHOD.md section 4) from a
 standard model A and a robust model B (MoEs or single classifiers, e.g. the model.safetensors or
 best.safetensors of two runs). 'logits' (default) mixes logits as the paper's code does; 'probs'
-mixes probabilities (what the certificates assume). rmoe eval reads the result.
+mixes probabilities (what the certificates assume) and outputs the log of the mixture, so that
+attacks and CE see the mixture itself. rmoe eval reads the result.
 `;
 
 export async function dualCommand(argv: readonly string[]): Promise<number> {

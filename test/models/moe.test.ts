@@ -175,8 +175,20 @@ describe("MoE", () => {
     );
     dual.space = "probs";
     dual.alpha = 0.5;
-    const p = scope(() => dual.forward(x).sum(-1).toFlatArray());
+    // The log of the mixture: exp sums to 1 and equals 0.5 softmax F_S + 0.5 softmax F_R.
+    const p = scope(() => dual.forward(x).exp().sum(-1).toFlatArray());
     assertClose(p, [1, 1], { atol: 1e-6 }, "prob mix sums to 1");
+    const mixed = scope(() => dual.forward(x).exp().toFlatArray());
+    const rows = (v: number[]) => [v.slice(0, 4), v.slice(4, 8)];
+    const soft = (v: number[]) =>
+      rows(v).flatMap((row) => {
+        const m = Math.max(...row);
+        const e = row.map((z) => Math.exp(z - m));
+        const t = e.reduce((a, b) => a + b, 0);
+        return e.map((z) => z / t);
+      });
+    const [ps, pr] = [soft(ys!), soft(yr!)];
+    assertClose(mixed, ps.map((v, i) => 0.5 * v + 0.5 * (pr[i] as number)), { atol: 1e-6 }, "log of the prob mixture");
     assert.throws(() => {
       dual.alpha = 1.5;
     }, /alpha must be in \[0, 1\]/);

@@ -148,9 +148,10 @@ describe("models match their PyTorch twins on the same weights", () => {
         ),
       );
       dual.space = "probs";
+      // 'probs' returns the log of the mixture; its exp is PyTorch's mixed probabilities.
       scope(() =>
         assertTensorClose(
-          noGrad(() => dual.forward(x)),
+          noGrad(() => dual.forward(x).exp()),
           f.get("eval.probs")!,
           TOL,
           "dual probs",
