@@ -51,6 +51,7 @@ export {
 } from "./pgd.js";
 export { ascentDirection, project, projectL2, projectLinf, randomStart, sampleNorm } from "./projections.js";
 export { RandomSearch, type RandomSearchOptions } from "./random-search.js";
+export { RouteThenExpertAttack, type RouteThenExpertOptions, TargetedRouteAttack } from "./route-attacks.js";
 export {
   mixOutputs,
   RouterAttack,

@@ -10,6 +10,12 @@ export interface LossContext {
   cleanLogits: Tensor | null;
   /** Target classes [N] (int64) of a targeted loss. */
   target: Tensor | null;
+  /**
+   * When the search counts a sample as fooled, [N] bool from the forward's output, for
+   * objectives whose success is not "argmax != y" (the route attacks: the route reached a given
+   * expert and that expert is wrong). Default: argmax != y (argmax == target when targeted).
+   */
+  success?: (logits: Tensor, y: Tensor) => Tensor;
 }
 
 /** A per-sample objective [N] to maximise. */

@@ -136,7 +136,11 @@ export function lossAndGrad(
 ): { loss: Tensor; grad: Tensor | null; fooled: Tensor } {
   // A targeted attack succeeds when the prediction reaches the target, not merely leaves y.
   const fooledBy = (logits: Tensor) =>
-    targeted && ctx.target !== null ? logits.argmax(1).eq(ctx.target) : logits.argmax(1).ne(y);
+    ctx.success !== undefined
+      ? ctx.success(logits, y)
+      : targeted && ctx.target !== null
+        ? logits.argmax(1).eq(ctx.target)
+        : logits.argmax(1).ne(y);
   return scope(() => {
     if (!withGrad) {
       return noGrad(() => {
