@@ -5,6 +5,7 @@ import { dataCommand } from "./data-command.js";
 import { dualCommand } from "./dual-command.js";
 import { evalCommand } from "./eval-command.js";
 import { smokeCommand } from "./smoke.js";
+import { sweepCommand } from "./sweep-command.js";
 import { trainCommand } from "./train-command.js";
 
 const USAGE = `usage: rmoe <command> [options]
@@ -23,6 +24,8 @@ commands:
                                              advmoe, jtdmoe); --resume DIR continues exactly
   dual --standard A --robust B --alpha X --out C
                                              assemble a dual-model checkpoint from two models
+  sweep --standard A --robust B --data cifar10 [--alphas 0:1:0.1] [--jtdmoe C] [--out F]
+                                             the dual model's SA/RA over alpha
   help                                       this text (rmoe <command> --help for details)
 `;
 
@@ -41,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return trainCommand(rest);
     case "dual":
       return dualCommand(rest);
+    case "sweep":
+      return sweepCommand(rest);
     case undefined:
     case "help":
     case "--help":
