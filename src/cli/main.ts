@@ -4,6 +4,7 @@ import { attackCommand } from "./attack-command.js";
 import { dataCommand } from "./data-command.js";
 import { dualCommand } from "./dual-command.js";
 import { evalCommand } from "./eval-command.js";
+import { reportCommand } from "./report-command.js";
 import { smokeCommand } from "./smoke.js";
 import { sweepCommand } from "./sweep-command.js";
 import { trainCommand } from "./train-command.js";
@@ -18,6 +19,8 @@ commands:
   eval --ckpt FILE --data cifar10 [--attacks pgd50,apgd-ce,apgd-dlr] [--n N] [--json]
                                              SA, RA per attack and worst case, RA-E, RA-R,
                                              route flips, per-class accuracy (docs/EVAL.md)
+  eval merge FLAGS... --out REPORT           join the flags of sharded runs (--shard I/N --save-flags F)
+                                             into the report of one run
   attack --ckpt FILE --data cifar10 --attack NAME --out FILE
                                              write adversarial examples (safetensors)
   train --preset P --method M --out DIR      train a model (standard, pgd-at, trades, rt-er,
@@ -26,6 +29,8 @@ commands:
                                              assemble a dual-model checkpoint from two models
   sweep --standard A --robust B --data cifar10 [--alphas 0:1:0.1] [--jtdmoe C] [--out F]
                                              the dual model's SA/RA over alpha
+  report RUN_DIR... [--eval F.json...] [--sweep F] [--certify F] [--adv F...] --out DIR
+                                             an HTML report with plots (docs/REPORT.md)
   help                                       this text (rmoe <command> --help for details)
 `;
 
@@ -46,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       return dualCommand(rest);
     case "sweep":
       return sweepCommand(rest);
+    case "report":
+      return reportCommand(rest);
     case undefined:
     case "help":
     case "--help":
