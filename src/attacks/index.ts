@@ -20,6 +20,15 @@ export {
   type StandardEnsembleOptions,
 } from "./ensemble.js";
 export { ExpertAttack, type ExpertAttackReport } from "./expert-attack.js";
+export {
+  FAB,
+  FABBase,
+  type FABOptions,
+  FABT,
+  type FABTOptions,
+  type MinimalAdversarial,
+  projectOntoHyperplaneBox,
+} from "./fab.js";
 export { FGSM, type FGSMOptions } from "./fgsm.js";
 export {
   ceLoss,
