@@ -68,3 +68,4 @@ export {
   type RouterAttackReport,
   type RouterObjective,
 } from "./router-attack.js";
+export { SQUARE_P_BREAKPOINTS, Square, type SquareOptions, squareEta, squareP, squareWindowSide } from "./square.js";
