@@ -83,9 +83,9 @@ export function deviceOf(x: Tensor): Device {
   return x.device as Device;
 }
 
-/** Predicted classes [N] (int64), without autograd history. */
+/** Predicted classes [N] (int64), without autograd history, in eval mode (as the attacks run the model). */
 export function predict(model: Classifier, x: Tensor): Tensor {
-  return noGrad(() => scope(() => model.forward(x).argmax(1)));
+  return withEvalMode(model, () => noGrad(() => scope(() => model.forward(x).argmax(1))));
 }
 
 /** Fraction of samples whose prediction equals y. */

@@ -6,7 +6,7 @@ import type { MoE } from "../models/moe.js";
 import { noGrad } from "../tensor/autograd.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { Attack, checkBatch, withEvalMode } from "./attack.js";
+import { Attack, checkBatch, withEvalMode, withModelMode } from "./attack.js";
 import { cleanContext, type Forward, type PGDOptions, pgdSearch, type ResolvedPGDOptions, resolvePGDOptions } from "./pgd.js";
 
 export interface ExpertAttackReport {
@@ -47,10 +47,10 @@ export class ExpertAttack extends Attack<MoE> {
     return `ExpertAttack PGD-${this.options.steps} (${this.options.norm}, ${this.options.lossName})`;
   }
 
-  /** The frozen-router model at x: xa -> sum_i a_i(x) f_i(xa). */
+  /** The frozen-router model at x: xa -> sum_i a_i(x) f_i(xa), run in the attack's mode (default eval) as run() does. */
   frozenRouter(x: Tensor): Forward {
-    const gates = noGrad(() => this.model.gates(x));
-    return (xa) => this.model.combine(xa, gates);
+    const gates = withModelMode(this.model, this.mode, () => noGrad(() => this.model.gates(x)));
+    return (xa) => withModelMode(this.model, this.mode, () => this.model.combine(xa, gates));
   }
 
   protected perturb(x: Tensor, y: Tensor): Tensor {

@@ -3,10 +3,15 @@
 // misleading looks robust to gradient attacks without being robust. Each check reports a
 // value, a flag and a note; a flag means "the gradient-based numbers may overstate
 // robustness", never that it does for sure, and no flag proves the absence of masking.
+// The step and restart checks compare PAIRED runs: PGD-10, PGD-40 and PGD-10 x3 start
+// from generators seeded alike, so PGD-10 is a prefix of PGD-40's trajectory and of
+// restart 0, and a deterministic model can never look weaker under more steps or
+// restarts; comparing independent random runs flagged honest models by chance.
 import { enableGrad, noGrad } from "../tensor/autograd.js";
+import { Generator } from "../tensor/generator.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { type Classifier, checkBatch, inputGradient, type Norm, withEvalMode } from "./attack.js";
+import { type Classifier, checkBatch, checkCount, inputGradient, type Norm, withEvalMode } from "./attack.js";
 import { FGSM } from "./fgsm.js";
 import { ceLoss } from "./losses.js";
 import { defaultEps, PGD } from "./pgd.js";
@@ -62,9 +67,18 @@ export interface MaskingCheckOptions {
   restarts?: number;
   /** Random-search queries. Default 300. */
   queries?: number;
+  /**
+   * Seeds the random starts (one Generator per PGD run, all seeded alike so the runs are
+   * paired) and the random search. Default 0: the checks are reproducible.
+   */
+  seed?: number;
   /** Fraction of samples with an all-zero input gradient above which to flag. Default 0. */
   zeroGradientTolerance?: number;
-  /** Accuracy increase (as a fraction) tolerated when adding steps or restarts. Default 0. */
+  /**
+   * Fraction of samples that the shorter (or single-restart) run fooled and the longer (or
+   * restarted) paired run did not, tolerated before flagging. Default 0: paired runs of a
+   * deterministic model cannot lose a sample.
+   */
   monotonicityTolerance?: number;
   /** Accuracy left under an unbounded attack above which to flag. Default 0. */
   unboundedTolerance?: number;
@@ -100,6 +114,8 @@ export function checkGradientMasking(model: Classifier, x: Tensor, y: Tensor, op
   const zeroTol = options.zeroGradientTolerance ?? 0;
   const monoTol = options.monotonicityTolerance ?? 0;
   const unboundedTol = options.unboundedTolerance ?? 0;
+  const seed = options.seed ?? 0;
+  checkCount("checkGradientMasking", "seed", seed, 0);
   // The whole box: L-inf radius 1, L2 radius of the box's diagonal.
   const bigEps = norm === "linf" ? 1 : Math.sqrt(x.numel / Math.max(x.size(0), 1));
 
@@ -115,11 +131,22 @@ export function checkGradientMasking(model: Classifier, x: Tensor, y: Tensor, op
         }),
       );
       const fgsm = fooledBy(model, new FGSM(model, { eps, norm }), x, y);
-      const pgd = fooledBy(model, new PGD(model, { eps, norm, steps }), x, y);
-      const pgdLong = fooledBy(model, new PGD(model, { eps, norm, steps: 4 * steps }), x, y);
-      const pgdRestarts = fooledBy(model, new PGD(model, { eps, norm, steps, restarts }), x, y);
-      const rs = fooledBy(model, new RandomSearch(model, { eps, norm, queries }), x, y);
-      const unbounded = fooledBy(model, new PGD(model, { eps: bigEps, norm, steps, alpha: bigEps / 4 }), x, y);
+      // A fresh generator per run, all from the same seed: the same random start for each.
+      const paired = <T>(fn: (generator: Generator) => T): T => {
+        const generator = new Generator({ seed });
+        try {
+          return fn(generator);
+        } finally {
+          generator.dispose();
+        }
+      };
+      const pgd = paired((generator) => fooledBy(model, new PGD(model, { eps, norm, steps, generator }), x, y));
+      const pgdLong = paired((generator) => fooledBy(model, new PGD(model, { eps, norm, steps: 4 * steps, generator }), x, y));
+      const pgdRestarts = paired((generator) => fooledBy(model, new PGD(model, { eps, norm, steps, restarts, generator }), x, y));
+      const rs = fooledBy(model, new RandomSearch(model, { eps, norm, queries, seed }), x, y);
+      const unbounded = paired((generator) =>
+        fooledBy(model, new PGD(model, { eps: bigEps, norm, steps, alpha: bigEps / 4, generator }), x, y),
+      );
       const gradientAny = noGrad(() => pgd.logicalOr(pgdLong).logicalOr(pgdRestarts).logicalOr(wrongClean));
 
       const acc = (m: Tensor) => 1 - meanOf(m);
@@ -147,25 +174,33 @@ export function checkGradientMasking(model: Classifier, x: Tensor, y: Tensor, op
             ? " (saturated softmax, non-differentiable or detached layers): gradient attacks cannot move them; try loss 'margin' or 'dlr'"
             : ""),
       });
-      const stepGain = accuracies.pgdMoreSteps - accuracies.pgd;
+      // Samples the shorter paired run fooled and the longer one lost: none for a deterministic
+      // model (its trajectory extends the shorter one and keeps the strongest iterate).
+      const lostSteps = indices(noGrad(() => pgd.logicalAnd(pgdLong.logicalNot())));
+      const stepLoss = lostSteps.length / Math.max(n, 1);
       checks.push({
         id: "more-steps",
-        flagged: stepGain > monoTol,
-        value: stepGain,
+        flagged: stepLoss > monoTol,
+        value: stepLoss,
         threshold: monoTol,
-        note: `PGD-${steps} leaves ${pct(accuracies.pgd)}, PGD-${4 * steps} leaves ${pct(accuracies.pgdMoreSteps)}${
-          stepGain > monoTol ? ": more steps made the attack weaker, a sign of a noisy or misleading loss surface" : ""
+        samples: lostSteps,
+        note: `PGD-${steps} leaves ${pct(accuracies.pgd)}, PGD-${4 * steps} (same start) leaves ${pct(accuracies.pgdMoreSteps)}${
+          stepLoss > monoTol
+            ? `: ${lostSteps.length} samples fooled in the first ${steps} steps were not fooled after ${4 * steps}, so the model's outputs are not a function of its input (randomness), a sign of obfuscated gradients`
+            : ""
         }`,
       });
-      const restartGain = accuracies.pgdRestarts - accuracies.pgd;
+      const lostRestarts = indices(noGrad(() => pgd.logicalAnd(pgdRestarts.logicalNot())));
+      const restartLoss = lostRestarts.length / Math.max(n, 1);
       checks.push({
         id: "more-restarts",
-        flagged: restartGain > monoTol,
-        value: restartGain,
+        flagged: restartLoss > monoTol,
+        value: restartLoss,
         threshold: monoTol,
-        note: `PGD-${steps} x${restarts} restarts leaves ${pct(accuracies.pgdRestarts)} vs ${pct(accuracies.pgd)} with one${
-          restartGain > monoTol
-            ? ": restarts made the attack weaker, which the strongest-iterate rule should exclude up to randomness"
+        samples: lostRestarts,
+        note: `PGD-${steps} x${restarts} restarts (restart 0 = the single run) leaves ${pct(accuracies.pgdRestarts)} vs ${pct(accuracies.pgd)} with one${
+          restartLoss > monoTol
+            ? `: ${lostRestarts.length} samples the single run fooled were not fooled with restarts, so the model's outputs are not a function of its input (randomness), a sign of obfuscated gradients`
             : ""
         }`,
       });

@@ -10,7 +10,7 @@ import { noGrad } from "../tensor/autograd.js";
 import { stack } from "../tensor/combine.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { Attack, checkBatch, withEvalMode } from "./attack.js";
+import { Attack, checkBatch, withEvalMode, withModelMode } from "./attack.js";
 import { moeOutcome } from "./expert-attack.js";
 import { cleanContext, type Forward, type PGDOptions, pgdSearch, type ResolvedPGDOptions, resolvePGDOptions } from "./pgd.js";
 
@@ -60,22 +60,27 @@ export class RouterAttack extends Attack<MoE> {
     return `RouterAttack PGD-${this.options.steps} (${this.options.norm}, ${this.objective})`;
   }
 
-  /** Clean logits of every expert on x, [N, E, K], without a graph. */
+  /** Clean logits of every expert on x, [N, E, K], without a graph, in the attack's mode (default eval) as run() does. */
   expertOutputs(x: Tensor): Tensor {
-    return noGrad(() =>
-      scope(() =>
-        stack(
-          Array.from({ length: this.model.numExperts }, (_, i) => this.model.expertLogits(x, i)),
-          1,
+    return withModelMode(this.model, this.mode, () =>
+      noGrad(() =>
+        scope(() =>
+          stack(
+            Array.from({ length: this.model.numExperts }, (_, i) => this.model.expertLogits(x, i)),
+            1,
+          ),
         ),
       ),
     );
   }
 
-  /** The frozen-expert model at x: xa -> sum_i a_i(xa) f_i(x). */
+  /** The frozen-expert model at x: xa -> sum_i a_i(xa) f_i(x), in the attack's mode (default eval). */
   frozenExperts(x: Tensor): Forward {
     const outputs = this.expertOutputs(x);
-    return (xa) => scope(() => mixOutputs(this.model.gatesFromLogits(this.model.routerLogits(xa)), outputs));
+    return (xa) =>
+      withModelMode(this.model, this.mode, () =>
+        scope(() => mixOutputs(this.model.gatesFromLogits(this.model.routerLogits(xa)), outputs)),
+      );
   }
 
   protected perturb(x: Tensor, y: Tensor): Tensor {

@@ -28,7 +28,7 @@ pred_clean and pred_adv, and metadata (attack, eps, norm, checkpoint, robust acc
 options:
   --attack NAME        one attack: fgsm, pgd<steps>, apgd-ce, apgd-dlr, apgd-t, square, aa (required)
   --out FILE           where to write the safetensors file (required)
-${COMMON_HELP.replace("DEFAULT_N", "100")}
+${COMMON_HELP.replace("DEFAULT_N", "100").replace("EPS_LIST", "")}
 
 Exit codes: 0 ok; 1 error (unknown attack, missing or unfitting checkpoint, dataset not
 prepared, file not writable); 2 usage error.
@@ -49,6 +49,7 @@ export async function attackCommand(argv: readonly string[]): Promise<number> {
     const s = commonSettings(o, "rmoe attack");
     if (typeof o.attack !== "string") throw new UsageError("rmoe attack: --attack NAME is required (e.g. pgd50)");
     if (typeof o.out !== "string" || o.out === "") throw new UsageError("rmoe attack: --out FILE is required");
+    if (s.epsList.length > 1) throw new UsageError("rmoe attack: --eps takes one radius (a list is for rmoe eval)");
     const spec = parseAttackSpec(o.attack);
     const out = o.out;
     const { model, dataset } = loadTarget(s);

@@ -1,16 +1,20 @@
 // `rmoe eval`: robustness of a checkpoint on a prepared dataset (docs/EVAL.md). Also the
 // pieces `rmoe attack` shares: the threat-model options and loading a checkpoint that fits
 // the dataset.
-import { existsSync, statSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import type { Norm } from "../attacks/attack.js";
 import type { ImageDataset } from "../data/dataset.js";
 import { type Progress, streamProgress } from "../data/progress.js";
 import { parseAttackList } from "../eval/attack-spec.js";
+import { shardSampleCount } from "../eval/batches.js";
 import { checkSplit, defaultSplit, type EvalDatasetName, isEvalDataset, loadEvalDataset } from "../eval/datasets.js";
 import { parseEps } from "../eval/eps.js";
-import { evaluateRobustness } from "../eval/evaluate.js";
+import { evaluateRecord, reportFromRecord } from "../eval/evaluate.js";
+import { loadRecord, saveRecord } from "../eval/flags-file.js";
+import { mergeRecords } from "../eval/merge.js";
 import { checkModelFitsData } from "../eval/model-fit.js";
 import { formatReportJson, formatReportTable } from "../eval/report-format.js";
+import { parseShard, type Shard } from "../eval/shard.js";
 import { loadCheckpoint, readCheckpointConfig } from "../io/checkpoint.js";
 import type { Model, ModelConfig } from "../models/config.js";
 import { DualModel } from "../models/dual.js";
@@ -18,11 +22,12 @@ import { type OptionSpec, type ParsedOptions, parseOptions } from "./args.js";
 
 export const EVAL_SUMMARY = `eval --ckpt FILE --data cifar10 [--attacks pgd50,apgd-ce] [--n N] [--json]
                                              SA, RA per attack and worst case, RA-E, RA-R, route flips,
-                                             per-class accuracy, expert usage (docs/EVAL.md)`;
+                                             per-class accuracy, expert usage (docs/EVAL.md)
+  eval merge FLAGS... --out REPORT           merge the flags of sharded runs into one report`;
 
 export const COMMON_HELP = `  --ckpt FILE          a checkpoint written by saveCheckpoint (required)
   --data NAME          cifar10 or tinyimagenet (required)
-  --eps EPS            radius: '8/255' or a number (default 8/255 for linf, 0.5 for l2)
+  --eps EPS            radius: '8/255' or a number (default 8/255 for linf, 0.5 for l2)EPS_LIST
   --norm linf|l2       threat model (default linf)
   --n N                the first N images of the split (default DEFAULT_N)
   --split NAME         cifar10: test or train; tinyimagenet: val or train (default test / val)
@@ -42,18 +47,33 @@ const ATTACK_LIST_HELP = `attacks: fgsm, pgd<steps> (e.g. pgd10, pgd50; L-inf/L2
   APGD-CE, APGD-T, random search)`;
 
 export const EVAL_USAGE = `usage: rmoe eval --ckpt FILE --data cifar10|tinyimagenet [options]
+       rmoe eval merge FLAGS... --out REPORT [--json] [--save-flags FILE]
 
 Evaluates a checkpoint (docs/EVAL.md): SA; RA under each attack and the per-sample worst
-case over them; per-class accuracy; for a MoE, and for each MoE member of a dual model
-(attacked alone), expert usage, RA-E, RA-R and route-flip rates.
+case over them, with Clopper-Pearson intervals; RA against eps; per-class accuracy; for a
+MoE, and for each MoE member of a dual model (attacked alone), expert usage, RA-E, RA-R and
+route-flip rates; samples with all-zero input gradients.
 
 options:
   --attacks LIST       comma-separated attacks (default pgd50; 'none': SA only)
-${COMMON_HELP.replace("DEFAULT_N", "1000")}
+${COMMON_HELP.replace("DEFAULT_N", "1000").replace(
+  "EPS_LIST",
+  `
+                       or a list, '2/255,4/255,8/255': every attack runs at each radius
+                       (one curve per attack); the largest is the threat model of the rest`,
+)}
   --moe-steps K        PGD steps of RA-E and RA-R (default 50)
   --no-moe-attacks     skip RA-E and RA-R (expert usage and route flips are still reported)
   --masking-checks     run the gradient-masking checks on the first batch and print them
+  --confidence L       level of the Clopper-Pearson intervals (default 0.95)
+  --save-flags FILE    write every per-sample flag (JSON) so that runs combine
+  --shard I/N          evaluate only shard I of N (batches I-1, I-1+N, ...; needs --save-flags);
+                       rmoe eval merge joins the shards into the report of one run
   --json               print the report as JSON (schema in docs/EVAL.md) instead of a table
+
+merge: reads the flags files of shards 1/N..N/N of one evaluation and writes the report of
+the whole evaluation to --out (JSON; the same numbers as one run, timings summed), printing
+the table (or --json the JSON) on stdout; --save-flags also writes the merged flags.
 
 ${ATTACK_LIST_HELP}
 
@@ -94,7 +114,10 @@ export interface CommonSettings {
   ckpt: string;
   data: EvalDatasetName;
   split: string;
+  /** The threat model: the largest of the --eps list. */
   eps: number;
+  /** Every radius of --eps, as given. */
+  epsList: number[];
   norm: Norm;
   n: number;
   batch: number;
@@ -116,12 +139,13 @@ export function commonSettings(o: ParsedOptions, command: string): CommonSetting
   if (!isEvalDataset(data)) throw new UsageError(`${command}: unknown dataset '${data}' (known: cifar10, tinyimagenet)`);
   const norm = o.norm;
   if (norm !== "linf" && norm !== "l2") throw new UsageError(`${command}: --norm must be linf or l2, got '${String(norm)}'`);
-  let eps: number;
+  let epsList: number[];
   try {
-    eps = o.eps === undefined ? (norm === "linf" ? 8 / 255 : 0.5) : parseEps(o.eps as string);
+    epsList = o.eps === undefined ? [norm === "linf" ? 8 / 255 : 0.5] : (o.eps as string).split(",").map(parseEps);
   } catch (e) {
     throw new UsageError(`${command}: --eps: ${(e as Error).message}`);
   }
+  const eps = Math.max(...epsList);
   const split = (o.split as string | undefined) ?? defaultSplit(data);
   try {
     checkSplit(data, split);
@@ -136,6 +160,7 @@ export function commonSettings(o: ParsedOptions, command: string): CommonSetting
     data,
     split,
     eps,
+    epsList,
     norm,
     n: o.n as number,
     batch: o.batch as number,
@@ -207,8 +232,45 @@ export async function runCommand(command: string, usage: string, body: () => Pro
   }
 }
 
+/** `rmoe eval merge FLAGS... --out REPORT`: the report of a sharded evaluation. */
+export async function evalMergeCommand(argv: readonly string[]): Promise<number> {
+  return runCommand("rmoe eval merge", EVAL_USAGE, () => {
+    const files: string[] = [];
+    const rest: string[] = [];
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i] as string;
+      if (a.startsWith("--")) {
+        rest.push(a);
+        if (a !== "--json" && i + 1 < argv.length) rest.push(argv[++i] as string);
+      } else {
+        files.push(a);
+      }
+    }
+    const o = parseCommandOptions(
+      rest,
+      { out: { type: "string" }, json: { type: "flag" }, "save-flags": { type: "string" } },
+      "rmoe eval merge",
+    );
+    if (files.length === 0) throw new UsageError("rmoe eval merge: give the flags files of the shards");
+    if (typeof o.out !== "string" || o.out === "") throw new UsageError("rmoe eval merge: --out REPORT is required");
+    const merged = mergeRecords(files.map(loadRecord));
+    const report = reportFromRecord(merged);
+    writeFileSync(o.out, formatReportJson(report));
+    if (typeof o["save-flags"] === "string") saveRecord(o["save-flags"], merged);
+    process.stdout.write(o.json === true ? formatReportJson(report) : formatReportTable(report));
+    return 0;
+  });
+}
+
 /** `rmoe eval ...`; returns the exit code (0 ok, 1 error, 2 usage error). */
 export async function evalCommand(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "merge") {
+    if (argv.includes("--help") || argv.includes("-h")) {
+      process.stdout.write(EVAL_USAGE);
+      return 0;
+    }
+    return evalMergeCommand(argv.slice(1));
+  }
   if (argv[0] === "help" || argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(EVAL_USAGE);
     return 0;
@@ -223,19 +285,38 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
         "moe-steps": { type: "int", default: 50, min: 1 },
         "no-moe-attacks": { type: "flag" },
         "masking-checks": { type: "flag" },
+        confidence: { type: "float" },
+        "save-flags": { type: "string" },
+        shard: { type: "string" },
         json: { type: "flag" },
       },
       "rmoe eval",
     );
     const s = commonSettings(o, "rmoe eval");
+    let shard: Shard | null = null;
+    if (typeof o.shard === "string") {
+      try {
+        shard = parseShard(o.shard);
+      } catch (e) {
+        throw new UsageError(`rmoe eval: --shard: ${(e as Error).message}`);
+      }
+      if (typeof o["save-flags"] !== "string") {
+        throw new UsageError("rmoe eval: --shard needs --save-flags FILE (rmoe eval merge reads the shards' flags)");
+      }
+    }
+    const confidence = o.confidence as number | undefined;
+    if (confidence !== undefined && !(confidence > 0 && confidence < 1)) {
+      throw new UsageError(`rmoe eval: --confidence must be in (0, 1), got ${confidence}`);
+    }
     const attacks = parseAttackList(o.attacks as string);
     const { model, dataset } = loadTarget(s);
     try {
-      const total = Math.min(s.n, dataset.length);
-      const { progress, update } = evalProgress("rmoe eval", total);
-      const report = evaluateRobustness(model, dataset, {
+      const total = shardSampleCount(dataset, { limit: s.n, batchSize: s.batch, shard }) ?? 0;
+      const { progress, update } = evalProgress(shard === null ? "rmoe eval" : `rmoe eval (shard ${o.shard})`, total);
+      const record = evaluateRecord(model, dataset, {
         attacks,
         eps: s.eps,
+        curveEps: s.epsList,
         norm: s.norm,
         restarts: s.restarts,
         apgdSteps: s.apgdSteps,
@@ -247,10 +328,14 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
         batchSize: s.batch,
         ...(s.resize === undefined ? {} : { resize: s.resize }),
         seed: s.seed,
+        shard,
+        ...(confidence === undefined ? {} : { confidence }),
         source: { checkpoint: s.ckpt, dataset: s.data, split: s.split },
         onProgress: (p) => update(p.done),
       });
       progress.end();
+      if (typeof o["save-flags"] === "string") saveRecord(o["save-flags"], record);
+      const report = reportFromRecord(record);
       process.stdout.write(o.json === true ? formatReportJson(report) : formatReportTable(report));
       return 0;
     } finally {

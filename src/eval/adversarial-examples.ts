@@ -1,18 +1,21 @@
 // Adversarial examples kept for inspection (`rmoe attack`): one attack run over the data,
 // the images before and after, the labels and both predictions, saved as safetensors.
-import { type Classifier, checkCount, checkEps, type Norm, withEvalMode } from "../attacks/attack.js";
-import { defaultEps } from "../attacks/pgd.js";
-import { ImageDataset } from "../data/dataset.js";
+import type { Classifier, Norm } from "../attacks/attack.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import { noGrad } from "../tensor/autograd.js";
 import { cat } from "../tensor/combine.js";
-import { manualSeed } from "../tensor/runtime.js";
-import { dispose, scope } from "../tensor/scope.js";
+import { dispose, keep, scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { type AttackSpec, buildAttack, parseAttackSpec } from "./attack-spec.js";
-import { batchesOf, type EvalData } from "./batches.js";
+import { type AttackSpec, parseAttackSpec } from "./attack-spec.js";
+import type { EvalBatchContext } from "./batch-context.js";
+import type { EvalData } from "./batches.js";
 import { formatEps } from "./eps.js";
-import { deriveSeed, type EvalProgress } from "./evaluate.js";
+import type { Metric } from "./metric.js";
+import type { RobustAccuracy } from "./metrics/robust-accuracy.js";
+import { planEvaluation } from "./options.js";
+import { newRecord } from "./record.js";
+import { buildMetrics } from "./report-builder.js";
+import { type EvalProgress, runEvaluation } from "./run-evaluation.js";
 
 export interface AdversarialOptions {
   eps?: number;
@@ -24,8 +27,11 @@ export interface AdversarialOptions {
   n?: number;
   batchSize?: number;
   resize?: number;
-  /** Seeds LibTorch's generator per batch from (seed, attack name, batch index), as evaluateRobustness does. */
-  seed?: number;
+  /**
+   * Seeds each batch's attack from (seed, attack key, batch index), as evaluateRobustness
+   * does, so the examples are those behind its RA. Default 0; null leaves the generator alone.
+   */
+  seed?: number | null;
   onProgress?: (p: EvalProgress) => void;
 }
 
@@ -40,7 +46,7 @@ export interface AdversarialExamples {
   n: number;
   /** Clean images [n, C, H, W]. */
   x: Tensor;
-  /** Adversarial images, same shape and dtype as x, within eps of x and in [0, 1]. */
+  /** Adversarial images, same shape and dtype as x, within eps of x and in [0, 1] (checked). */
   xAdv: Tensor;
   /** Labels [n] int64. */
   y: Tensor;
@@ -52,68 +58,81 @@ export interface AdversarialExamples {
   robustAccuracy: number;
 }
 
-/** Runs one attack over the data and keeps every image, label and prediction. */
+type Part = { x: Tensor; xAdv: Tensor; y: Tensor; predClean: Tensor; predAdv: Tensor };
+
+/** Keeps every batch's images, labels and predictions (copies the batch no longer owns). */
+class Collector implements Metric<Part[]> {
+  readonly parts: Part[] = [];
+  readonly #attack: RobustAccuracy;
+
+  constructor(attack: RobustAccuracy) {
+    this.#attack = attack;
+  }
+
+  update(batch: EvalBatchContext): void {
+    const adv = batch.adversarial(this.#attack.source);
+    const part = scope(() =>
+      noGrad(() => ({
+        x: batch.x.clone(),
+        xAdv: adv.clone(),
+        y: batch.y.clone(),
+        predClean: batch.cleanLogits.argmax(1),
+        predAdv: batch.target.model.forward(adv).argmax(1),
+      })),
+    );
+    // The batch's scope ends before the parts are joined: they live until generateAdversarial frees them.
+    for (const t of Object.values(part)) keep(t);
+    this.parts.push(part);
+  }
+
+  result(): Part[] {
+    return this.parts;
+  }
+}
+
+/** Runs one attack over the data (the evaluation's batch loop) and keeps every image, label and prediction. */
 export function generateAdversarial(
   model: Classifier,
   data: EvalData,
   attack: string | AttackSpec,
   options: AdversarialOptions = {},
 ): AdversarialExamples {
+  const what = "generateAdversarial";
   const spec = typeof attack === "string" ? parseAttackSpec(attack) : attack;
-  const norm = options.norm ?? "linf";
-  const eps = options.eps ?? defaultEps(norm);
-  checkEps("generateAdversarial", eps, norm);
-  if (options.n !== undefined) checkCount("generateAdversarial", "n", options.n, 1);
-  const total = data instanceof ImageDataset ? Math.min(options.n ?? data.length, data.length) : (options.n ?? null);
-  return withEvalMode(model, () => {
-    const parts: { x: Tensor; xAdv: Tensor; y: Tensor; predClean: Tensor; predAdv: Tensor }[] = [];
-    let name = "";
-    let done = 0;
-    let batch = 0;
-    try {
-      for (const b of batchesOf(data, { ...options, limit: options.n }, "generateAdversarial")) {
-        try {
-          parts.push(
-            scope(() => {
-              const logits = noGrad(() => model.forward(b.x));
-              const a = buildAttack(spec, model, { ...options, eps, norm, numClasses: logits.size(1) });
-              name = a.name;
-              if (options.seed !== undefined) manualSeed(deriveSeed(options.seed, spec.name, batch));
-              const xAdv = a.run(b.x, b.y);
-              const predAdv = noGrad(() => model.forward(xAdv).argmax(1));
-              return { x: b.x.clone(), xAdv, y: b.y.clone(), predClean: logits.argmax(1), predAdv };
-            }),
-          );
-        } finally {
-          if (b.owned) dispose([b.x, b.y]);
-        }
-        done += (parts.at(-1) as { x: Tensor }).x.size(0);
-        batch++;
-        options.onProgress?.({ done, total, stage: `batch ${batch}: ${spec.name}` });
-      }
-      if (parts.length === 0) throw new RangeError("generateAdversarial: no samples to attack");
-      return scope(() => {
-        const join = (k: keyof (typeof parts)[number]) => cat(parts.map((p) => p[k]));
-        const out = { x: join("x"), xAdv: join("xAdv"), y: join("y"), predClean: join("predClean"), predAdv: join("predAdv") };
-        const [clean, robust] = noGrad(() => {
-          const okClean = out.predClean.eq(out.y);
-          return [okClean.double().mean().item(), okClean.logicalAnd(out.predAdv.eq(out.y)).double().mean().item()];
-        });
-        return {
-          spec: spec.name,
-          attack: name,
-          eps,
-          norm,
-          n: out.y.size(0),
-          ...out,
-          cleanAccuracy: clean as number,
-          robustAccuracy: robust as number,
-        };
-      });
-    } finally {
-      dispose(parts);
-    }
-  });
+  const plan = planEvaluation(model, data, { ...options, attacks: [spec], moeAttacks: false, onProgress: undefined }, what);
+  const record = newRecord(plan.header);
+  const metrics = buildMetrics(record, plan.means);
+  const ra = metrics.headline[0] as RobustAccuracy;
+  const collector = new Collector(ra);
+  try {
+    runEvaluation(model, data, record, [metrics.clean, ra, collector], {
+      what,
+      ...(options.n === undefined ? {} : { n: options.n }),
+      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+      ...(options.resize === undefined ? {} : { resize: options.resize }),
+      members: [],
+      stages: 1,
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    });
+    const parts = collector.parts;
+    return scope(() => {
+      const join = (k: keyof Part) => cat(parts.map((p) => p[k]));
+      const out = { x: join("x"), xAdv: join("xAdv"), y: join("y"), predClean: join("predClean"), predAdv: join("predAdv") };
+      const robust = ra.result();
+      return {
+        spec: spec.name,
+        attack: robust.attack,
+        eps: ra.eps,
+        norm: plan.header.norm,
+        n: record.table.rows,
+        ...out,
+        cleanAccuracy: metrics.clean.result().accuracy,
+        robustAccuracy: robust.accuracy,
+      };
+    });
+  } finally {
+    dispose(collector.parts);
+  }
 }
 
 /** Metadata keys of a saved file of adversarial examples. */

@@ -6,6 +6,7 @@ import { Ensemble } from "../attacks/ensemble.js";
 import { FGSM } from "../attacks/fgsm.js";
 import { PGD } from "../attacks/pgd.js";
 import { RandomSearch } from "../attacks/random-search.js";
+import type { Generator } from "../tensor/generator.js";
 
 /** The attacks named by a fixed word. */
 export type NamedAttackKind = "fgsm" | "apgd-ce" | "apgd-dlr" | "apgd-t" | "square" | "aa";
@@ -104,6 +105,11 @@ export interface AttackSettings {
   apgdSteps?: number;
   /** Random-search queries per sample (square, and the last stage of aa). Default 1000. */
   queries?: number;
+  /**
+   * Where PGD draws its random starts (default: the global generator). The others draw from
+   * the global generator, which evaluations seed per attack and batch.
+   */
+  generator?: Generator;
 }
 
 export const DEFAULT_APGD_STEPS = 100;
@@ -122,7 +128,14 @@ export function buildAttack(spec: AttackSpec, model: Classifier, s: AttackSettin
     case "fgsm":
       return new FGSM(model, { eps, norm });
     case "pgd":
-      return new PGD(model, { eps, norm, steps: spec.steps, alpha: eps / 4, restarts });
+      return new PGD(model, {
+        eps,
+        norm,
+        steps: spec.steps,
+        alpha: eps / 4,
+        restarts,
+        ...(s.generator === undefined ? {} : { generator: s.generator }),
+      });
     case "apgd-ce":
       return new APGD(model, { eps, norm, steps, restarts, loss: "ce" });
     case "apgd-dlr":

@@ -1,10 +1,19 @@
 // A RobustnessReport as text: an aligned table for people (`rmoe eval`) and JSON for
 // machines (`rmoe eval --json`; the fields are documented in docs/EVAL.md).
 import { formatEps } from "./eps.js";
-import type { MoEAttackResult, MoEResult, RobustnessReport } from "./report.js";
+import type { Interval, MoEAttackResult, MoEResult, RobustnessReport } from "./report.js";
 
 export function percent(v: number | null): string {
   return v === null || !Number.isFinite(v) ? "-" : `${(100 * v).toFixed(2)}%`;
+}
+
+/** '[12.34%, 20.00%]' (an interval's bounds in percent), '-' for none. */
+export function intervalText(i: Interval | null): string {
+  return i === null ? "-" : `[${percent(i.lower)}, ${percent(i.upper)}]`;
+}
+
+function ciHeader(r: RobustnessReport): string {
+  return `${+(100 * r.confidence.level).toFixed(4)}% CI`;
 }
 
 /** Rows of cells as aligned columns; align[i] 'r' right-aligns column i. */
@@ -46,24 +55,26 @@ function memberTitle(m: MoEResult): string {
 }
 
 function moeRow(label: string, what: string, a: MoEAttackResult | null): string[] {
-  if (a === null) return [label, what, "off", "", ""];
-  return [label, what, percent(a.accuracy), percent(a.moeAccuracy), percent(a.routeFlipRate)];
+  if (a === null) return [label, what, "off", "", "", ""];
+  return [label, what, percent(a.accuracy), intervalText(a.interval), percent(a.moeAccuracy), percent(a.routeFlipRate)];
 }
 
-function moeSection(m: MoEResult): string {
+function moeSection(m: MoEResult, ci: string): string {
   const out = [memberTitle(m)];
-  if (m.expertAttack !== null || m.routerAttack !== null) {
-    out.push(
-      alignColumns(
-        [
-          ["", "", "accuracy", "real MoE", "route flips"],
-          moeRow("RA-E", "expert attack (router frozen at clean x)", m.expertAttack),
-          moeRow("RA-R", "router attack (experts frozen at clean x)", m.routerAttack),
-        ],
-        "llrrr",
-      ),
-    );
-    out.push(`  attacks: ${m.expertAttack?.attack ?? "-"}; ${m.routerAttack?.attack ?? "-"}`);
+  if (m.expertAttack !== null || m.routerAttack !== null || m.adaptiveAttack !== null) {
+    const rows = [
+      ["", "", "accuracy", ci, "real MoE", "route flips"],
+      moeRow("RA-E", "expert attack (router frozen at clean x)", m.expertAttack),
+      moeRow("RA-R", "router attack (experts frozen at clean x)", m.routerAttack),
+    ];
+    if (m.adaptiveAttack !== null) rows.push(moeRow("RA-A", "adaptive attack on the real MoE", m.adaptiveAttack));
+    out.push(alignColumns(rows, "llrrrr"));
+    const names = [m.expertAttack, m.routerAttack, m.adaptiveAttack].filter((a) => a !== null).map((a) => a.attack);
+    out.push(`  attacks: ${names.join("; ")}`);
+    out.push("  (a sample counts only when the model described is also correct on the clean image)");
+    if (m.routerObjective === "route" && m.routerAttack !== null) {
+      out.push("  (RA-R pushes the route: the gate weights cannot change with x, so the output objective has no gradient)");
+    }
   } else {
     out.push("  RA-E and RA-R: not run (--no-moe-attacks)");
   }
@@ -86,6 +97,12 @@ export function formatReportTable(r: RobustnessReport): string {
   const data = [s.dataset, s.split].filter((v) => v !== null).join(" ");
   head.push(["data", `${data === "" ? "" : `${data}, `}${r.n} images`]);
   head.push(["model", modelLine(r)]);
+  if (r.shard !== null) {
+    head.push([
+      "shard",
+      `${r.shard.index}/${r.shard.count} (${r.n} of ${r.shard.total} images; merge the shards' flags with rmoe eval merge)`,
+    ]);
+  }
   head.push([
     "threat model",
     `${r.threatModel.norm === "linf" ? "L-inf" : "L2"}, eps ${formatEps(r.threatModel.eps)}` +
@@ -94,14 +111,24 @@ export function formatReportTable(r: RobustnessReport): string {
   ]);
   lines.push(alignColumns(head, "ll"), "");
 
-  const rows: string[][] = [["", "", "accuracy", "count", "seconds"]];
+  const ci = ciHeader(r);
+  const rows: string[][] = [["", "", "accuracy", "count", ci, "seconds"]];
   const frac = (c: number) => `${c}/${r.n}`;
-  rows.push(["SA", "clean", percent(r.clean.accuracy), frac(r.clean.correct), ""]);
-  for (const a of r.attacks) rows.push(["RA", a.spec, percent(a.accuracy), frac(a.correct), a.seconds.toFixed(1)]);
-  if (r.worstCase !== null && r.attacks.length > 1) {
-    rows.push(["RA", "worst case (per sample)", percent(r.worstCase.accuracy), frac(r.worstCase.correct), ""]);
+  rows.push(["SA", "clean", percent(r.clean.accuracy), frac(r.clean.correct), intervalText(r.clean.interval), ""]);
+  for (const a of r.attacks) {
+    rows.push(["RA", a.spec, percent(a.accuracy), frac(a.correct), intervalText(a.interval), a.seconds.toFixed(1)]);
   }
-  lines.push(alignColumns(rows, "llrrr"));
+  if (r.worstCase !== null && (r.attacks.length > 1 || r.worstCase.attacks.length > r.attacks.length)) {
+    rows.push([
+      "RA",
+      "worst case (per sample)",
+      percent(r.worstCase.accuracy),
+      frac(r.worstCase.correct),
+      intervalText(r.worstCase.interval),
+      "",
+    ]);
+  }
+  lines.push(alignColumns(rows, "llrrrr"));
   if (r.attacks.length > 0) {
     lines.push(
       alignColumns(
@@ -112,8 +139,9 @@ export function formatReportTable(r: RobustnessReport): string {
   }
   if (r.attacks.length > 0) lines.push("  (RA counts a sample as robust only when it is also correct on the clean image)");
   if (r.model.kind === "dual") lines.push("  (every RA above attacks the dual model end to end)");
+  if (r.curves.eps.length > 1 && r.curves.attacks.length > 0) lines.push("", curveSection(r));
 
-  for (const m of r.moe) lines.push("", moeSection(m));
+  for (const m of r.moe) lines.push("", moeSection(m, ci));
 
   lines.push("");
   const classRows: string[][] = [["per class", "n", "clean", r.worstCase === null ? "" : "robust (worst case)"]];
@@ -125,6 +153,8 @@ export function formatReportTable(r: RobustnessReport): string {
   const hidden = r.perClass.length - shown.length;
   if (hidden > 0)
     lines.push(`  (${hidden} of ${r.perClass.length} classes have no samples among these ${r.n} and are not shown)`);
+
+  lines.push("", zeroGradientSection(r));
 
   if (r.masking !== null) {
     const k = r.masking.checks.filter((c) => c.flagged).length;
@@ -140,6 +170,36 @@ export function formatReportTable(r: RobustnessReport): string {
   }
   lines.push("", `${r.seconds.toFixed(1)} s`);
   return `${lines.join("\n")}\n`;
+}
+
+/** RA against eps: one row per attack, one column per radius. */
+function curveSection(r: RobustnessReport): string {
+  const c = r.curves;
+  const rows = [["RA against eps", ...c.eps.map(formatEps)]];
+  for (const a of c.attacks) rows.push([a.spec, ...a.points.map((p) => percent(p.accuracy))]);
+  if (c.worstCase !== null && c.attacks.length > 1) rows.push(["worst case", ...c.worstCase.map((p) => percent(p.accuracy))]);
+  return alignColumns(rows, `l${"r".repeat(c.eps.length)}`);
+}
+
+/** Samples with an all-zero input gradient, per objective: one line when there are none. */
+function zeroGradientSection(r: RobustnessReport): string {
+  const z = r.zeroGradients;
+  if (z.length === 0) return "zero input gradients: no gradient attack ran";
+  const flagged = z.filter((o) => o.flagged);
+  if (flagged.length === 0) {
+    return `zero input gradients at x: none, for every objective (${z.map((o) => o.objective).join(", ")})`;
+  }
+  const rows = [...flagged, ...z.filter((o) => !o.flagged)].map((o) => [
+    o.flagged ? "FLAG" : "ok",
+    o.objective,
+    `${o.count}/${r.n}`,
+    percent(o.fraction),
+    o.description,
+  ]);
+  return [
+    `zero input gradients at x: ${flagged.length} objective(s) FLAGGED: gradient attacks cannot move those samples, so RA may overstate robustness (try apgd-dlr or square)`,
+    alignColumns(rows, "llrrl"),
+  ].join("\n");
 }
 
 /** The report as JSON (two-space indent, a trailing newline): what `rmoe eval --json` prints. */

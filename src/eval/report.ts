@@ -3,9 +3,19 @@
 // numbers of samples. Changing a field's name or meaning means bumping REPORT_VERSION.
 import type { Norm } from "../attacks/attack.js";
 import type { MaskingReport } from "../attacks/masking-checks.js";
+import type { RouterObjective } from "../attacks/router-attack.js";
+import type { Interval } from "./confidence.js";
+import type { Shard } from "./shard.js";
+
+export type { Interval } from "./confidence.js";
 
 export const REPORT_SCHEMA = "robust-moe.robustness-report";
-export const REPORT_VERSION = 1;
+/**
+ * 2: RA-E, RA-R and the real-MoE accuracies count a sample only when the model they
+ * describe is also correct on the clean x (version 1 counted plain means); intervals,
+ * eps curves, zero-gradient flags and shard fields added.
+ */
+export const REPORT_VERSION = 2;
 
 /** What was evaluated. */
 export interface ModelSummary {
@@ -28,10 +38,11 @@ export interface ReportSource {
   split: string | null;
 }
 
-/** A count out of n and its fraction. */
+/** A count out of n, its fraction and the report's confidence interval on it (Clopper-Pearson). */
 export interface Score {
   correct: number;
   accuracy: number;
+  interval: Interval;
 }
 
 /** RA under one attack of the whole model (a dual model end to end). */
@@ -44,10 +55,11 @@ export interface AttackResult extends Score {
   seconds: number;
 }
 
-/** A per-class count and its fraction; accuracy is null for a class without samples. */
+/** A per-class count and its fraction; accuracy and interval are null for a class without samples. */
 export interface ClassScore {
   correct: number;
   accuracy: number | null;
+  interval: Interval | null;
 }
 
 /** Per class: how many samples, and how many were right clean and under the worst case. */
@@ -73,17 +85,41 @@ export interface AttackRoutes extends RouteCounts {
   routeFlipRate: number;
 }
 
-/** RA-E or RA-R of one MoE (METHOD.md section 2). */
+/** One attack of a MoE analysis (one MoEAttackDefinition run on one MoE). */
+export interface MoEAttackRun {
+  /** The definition's id ('ra-e', 'ra-r', ...). */
+  id: string;
+  /** The attack object's name. */
+  attack: string;
+  /** Samples robust under this run alone (AND-ed with clean-correct, as accuracy). */
+  correct: number;
+  seconds: number;
+}
+
+/**
+ * RA-E, RA-R (or an adaptive attack) of one MoE (METHOD.md section 2): the per-sample worst
+ * case over the runs of its group (one run each today). Every accuracy counts a sample only
+ * when the model it describes is also correct on the clean x, as RA does.
+ */
 export interface MoEAttackResult {
-  /** The attack object's name ('ExpertAttack PGD-50 (linf, ce)'). */
+  /** The attack objects' names ('ExpertAttack PGD-50 (linf, ce)'), '; '-separated. */
   attack: string;
   /** RA-E (frozen router) or RA-R (frozen experts): accuracy of the modified model on x + d. */
   accuracy: number;
   /** Accuracy of the real MoE (router and experts live) on the same x + d. */
   moeAccuracy: number;
-  /** Fraction of samples whose top-1 expert at x + d differs from the one at x. */
+  /** Fraction of samples whose top-1 expert at x + d differs from the one at x (at any run's point). */
   routeFlipRate: number;
   seconds: number;
+  /** Count behind accuracy and its interval. */
+  correct: number;
+  interval: Interval;
+  /** Count behind moeAccuracy and its interval. */
+  moeCorrect: number;
+  moeInterval: Interval;
+  /** Count behind routeFlipRate. */
+  routeFlips: number;
+  runs: MoEAttackRun[];
 }
 
 /** The MoE analysis of the model itself ('model') or of one member of a dual model. */
@@ -101,6 +137,13 @@ export interface MoEResult {
   k: number;
   /** Accuracy of this MoE on its own on the clean inputs. */
   cleanAccuracy: number;
+  /** The same with its count and interval. */
+  clean: Score;
+  /**
+   * The objective of RA-R: 'route' when the gate weights cannot change with x (hard gating,
+   * or top-1 renormalised gating, whose weight is always 1), else 'output'.
+   */
+  routerObjective: RouterObjective;
   /** Expert usage: top-1 route counts on the clean inputs (what ExpertUsage counts). */
   usage: RouteCounts;
   /** Top-1 route counts and route-flip rate under each whole-model attack, in attack order. */
@@ -109,6 +152,43 @@ export interface MoEResult {
   expertAttack: MoEAttackResult | null;
   /** RA-R (its routeFlipRate is the paper's route-flip rate); null when MoE attacks were turned off. */
   routerAttack: MoEAttackResult | null;
+  /**
+   * Adaptive attacks on the real MoE (MoEAttackDefinitions of group 'model'); for the
+   * evaluated model itself they also enter the worst case. null when none ran.
+   */
+  adaptiveAttack: MoEAttackResult | null;
+}
+
+/** Robust accuracy at one radius. */
+export interface EpsPoint extends Score {
+  eps: number;
+}
+
+/** One attack's robust accuracy against eps. */
+export interface AttackCurve {
+  spec: string;
+  attack: string;
+  points: (EpsPoint & { seconds: number })[];
+}
+
+/** Robust accuracy against eps (--eps 2/255,4/255,8/255): one curve per attack. */
+export interface EpsCurves {
+  /** The radii, ascending; threatModel.eps is one of them. */
+  eps: number[];
+  attacks: AttackCurve[];
+  /** Per sample, robust under every listed attack at that eps; null when no attack ran. */
+  worstCase: EpsPoint[] | null;
+}
+
+/** Samples whose input gradient of one attack objective is all zero at the clean x. */
+export interface ZeroGradientResult {
+  /** 'model:ce', 'model:dlr', 'ra-e:model:ce', 'ra-r:model:route', ... */
+  objective: string;
+  description: string;
+  count: number;
+  fraction: number;
+  /** True when any sample has one: gradient attacks cannot move it (gradient masking). */
+  flagged: boolean;
 }
 
 /** checkGradientMasking on the first batch (notes: flagged first, 'FLAG ...' / 'ok   ...'). */
@@ -123,10 +203,14 @@ export interface RobustnessReport {
   source: ReportSource;
   model: ModelSummary;
   threatModel: { norm: Norm; eps: number };
-  /** The seed the run was made reproducible with, or null when the generator was left alone. */
+  /** The seed the run was made reproducible with (default 0), or null when the generator was left alone. */
   seed: number | null;
-  /** Samples evaluated. */
+  /** Samples evaluated (in this shard, for a shard's own report). */
   n: number;
+  /** The shard this report covers (1-based), or null for a whole evaluation (one run or a merge). */
+  shard: (Shard & { total: number }) | null;
+  /** Level and method of every interval in the report. */
+  confidence: { level: number; method: "clopper-pearson" };
   classes: string[];
   /** SA: accuracy on the clean inputs. */
   clean: Score;
@@ -135,8 +219,12 @@ export interface RobustnessReport {
   /** Per sample, correct under every attack at once; null when no attack ran. */
   worstCase: (Score & { attacks: string[] }) | null;
   perClass: ClassResult[];
+  /** Robust accuracy against eps, one curve per attack (one point when a single eps ran). */
+  curves: EpsCurves;
   /** One entry for a MoE, one per MoE member for a dual model, none otherwise. */
   moe: MoEResult[];
+  /** All-zero input gradients of every objective the attacks follow, over all samples. */
+  zeroGradients: ZeroGradientResult[];
   masking: MaskingResult | null;
   /** Wall-clock seconds of the whole evaluation. */
   seconds: number;

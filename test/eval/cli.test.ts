@@ -4,7 +4,7 @@
 // with the reason when CIFAR-10 is not prepared.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { RobustnessReport } from "../../src/eval/index.js";
@@ -31,7 +31,7 @@ function runner(file: string, fn: string): string {
   return `const m = await import(${JSON.stringify(join(repoRoot, "dist/src/cli", file))}); process.exitCode = await m.${fn}(process.argv.slice(1));`;
 }
 
-function rmoe(command: "eval" | "attack", args: string[]): { code: number | null; stdout: string; stderr: string } {
+function rmoe(command: "eval" | "attack", args: readonly string[]): { code: number | null; stdout: string; stderr: string } {
   const code = command === "eval" ? runner("eval-command.js", "evalCommand") : runner("attack-command.js", "attackCommand");
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", code, "--", ...args], { encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -66,6 +66,9 @@ describe("rmoe eval / rmoe attack: errors", () => {
     assert.equal(help.code, 0);
     assert.match(help.stdout, /usage: rmoe eval --ckpt FILE --data/);
     assert.match(help.stdout, /--masking-checks/);
+    for (const re of [/--save-flags FILE/, /--shard I\/N/, /--confidence L/, /rmoe eval merge FLAGS\.\.\. --out REPORT/]) {
+      assert.match(help.stdout, re);
+    }
     const cases: [string[], RegExp][] = [
       [["--data", "cifar10"], /--ckpt FILE is required/],
       [["--ckpt", ckpt.resnet], /--data is required/],
@@ -79,6 +82,12 @@ describe("rmoe eval / rmoe attack: errors", () => {
       [["--ckpt", ckpt.resnet, "--data", "cifar10", "--split", "val"], /cifar10 has no split 'val'/],
       [["--ckpt", ckpt.resnet, "--data", "cifar10", "--n", "0"], /'--n' must be at least 1/],
       [["--ckpt", ckpt.dual, "--data", "cifar10", "--alpha", "1.5"], /--alpha must be in \[0, 1\]/],
+      [["--ckpt", ckpt.resnet, "--data", "cifar10", "--shard", "1/2"], /--shard needs --save-flags FILE/],
+      [["--ckpt", ckpt.resnet, "--data", "cifar10", "--shard", "3/2", "--save-flags", "f"], /--shard: .*1\.\.2, got 3/],
+      [["--ckpt", ckpt.resnet, "--data", "cifar10", "--eps", "2/255,x"], /--eps: eps must be a number/],
+      [["--ckpt", ckpt.resnet, "--data", "cifar10", "--confidence", "1"], /--confidence must be in \(0, 1\)/],
+      [["merge", "a.json"], /--out REPORT is required/],
+      [["merge", "--out", "r.json"], /give the flags files of the shards/],
     ];
     for (const [args, re] of cases) {
       const r = rmoe("eval", args);
@@ -169,7 +178,16 @@ describe("rmoe eval / rmoe attack on CIFAR-10", { skip: cifarSkip }, () => {
     assert.equal(r.code, 0, r.stderr);
     const j = json(r.stdout);
     assert.equal(j.schema, "robust-moe.robustness-report");
-    assert.equal(j.version, 1);
+    // Version 2 (issue 15): RA-E/RA-R AND-ed with clean; intervals, curves and zero-gradient flags added.
+    assert.equal(j.version, 2);
+    assert.equal(j.shard, null);
+    assert.deepEqual(j.confidence, { level: 0.95, method: "clopper-pearson" });
+    assert.ok(j.clean.interval.lower <= j.clean.accuracy && j.clean.accuracy <= j.clean.interval.upper);
+    assert.deepEqual(j.curves.eps, [8 / 255]);
+    assert.deepEqual(
+      j.zeroGradients.map((z) => z.objective),
+      ["model:ce"],
+    );
     assert.deepEqual(j.source, { checkpoint: ckpt.resnet, dataset: "cifar10", split: "test" });
     assert.deepEqual(j.model, { kind: "plain", type: "ResNet18", alpha: null, space: null, members: null });
     assert.deepEqual(j.threatModel, { norm: "linf", eps: 8 / 255 });
@@ -325,5 +343,46 @@ describe("rmoe eval / rmoe attack on CIFAR-10", { skip: cifarSkip }, () => {
     } finally {
       dispose(tensors);
     }
+  });
+
+  it("--eps list, --shard and --save-flags, then rmoe eval merge: the report of one run", () => {
+    const args = ["--ckpt", ckpt.moe, "--data", "cifar10", "--attacks", "fgsm,pgd2", "--n", "12", "--batch", "4"];
+    const more = ["--eps", "2/255,8/255", "--moe-steps", "2", "--masking-checks"];
+    const flags = (name: string) => join(tmp.dir, `${name}.flags.json`);
+    const one = rmoe("eval", [...args, ...more, "--json", "--save-flags", flags("one")]);
+    assert.equal(one.code, 0, one.stderr);
+    for (const i of [1, 2]) {
+      const r = rmoe("eval", [...args, ...more, "--shard", `${i}/2`, "--save-flags", flags(`s${i}`)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`shard\\s+${i}/2 \\(${i === 1 ? 8 : 4} of 12 images`));
+    }
+    const out = join(tmp.dir, "merged.json");
+    const m = rmoe("eval", ["merge", flags("s2"), flags("s1"), "--out", out]);
+    assert.equal(m.code, 0, m.stderr);
+    assert.match(m.stdout, /RA against eps\s+2\/255\s+8\/255/);
+    assert.match(m.stdout, /zero input gradients at x/);
+    const strip = (t: string) => JSON.stringify(JSON.parse(t), (k, v) => (k === "seconds" ? 0 : v));
+    const single = json(one.stdout);
+    assert.equal(strip(readFileSync(out, "utf8")), strip(one.stdout), "merged == one run, timings aside");
+    assert.deepEqual(single.curves.eps, [2 / 255, 8 / 255]);
+    assert.deepEqual(single.threatModel, { norm: "linf", eps: 8 / 255 });
+    assert.equal(single.masking?.n, 4);
+    const saved = JSON.parse(readFileSync(flags("one"), "utf8")) as {
+      format: string;
+      rows: number;
+      columns: Record<string, number[]>;
+    };
+    assert.equal(saved.format, "robust-moe.eval-flags");
+    assert.equal(saved.rows, 12);
+    assert.deepEqual(
+      saved.columns.index,
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+    for (const c of ["label", "clean", "robust:fgsm@2/255", "robust:pgd2@8/255", "moe:model:ra-r:robust", "zero-grad:model:ce"]) {
+      assert.equal(saved.columns[c]?.length, 12, c);
+    }
+    const bad = rmoe("eval", ["merge", flags("s1"), "--out", join(tmp.dir, "x.json")]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /rmoe eval merge: shards 2\/2 missing/);
   });
 });

@@ -3,7 +3,7 @@
 import { ArrayDataset } from "../../src/data/index.js";
 import { DualModel, MoE } from "../../src/models/index.js";
 import { Flatten, Linear, Sequential } from "../../src/nn/index.js";
-import { manualSeed, noGrad, scope, tensor } from "../../src/tensor/index.js";
+import { full, manualSeed, noGrad, rand, scope, type Tensor, tensor } from "../../src/tensor/index.js";
 import { randomBytes } from "../data/synth.js";
 
 export const SHAPE = [1, 4, 4] as const;
@@ -48,4 +48,39 @@ export function tinyDual(seed: number, alpha = 0.25): DualModel<MoE<Sequential>,
 export function synthData(n: number, seed: number, labels?: readonly number[]): ArrayDataset {
   const ys = labels ?? Array.from({ length: n }, (_, i) => (i * 7 + seed) % K);
   return ArrayDataset.fromArrays(randomBytes(n * 16, seed), ys, SHAPE, CLASSES);
+}
+
+/**
+ * Two experts that ignore their input (expert 0 always says class 0, expert 1 class 1)
+ * behind a linear router whose margin r_1 - r_0 is the sum of the normalised pixels
+ * ((x - 0.5) / 0.25). On images within 0.05 of grey the margin is within +-3.2, and an
+ * L-inf perturbation of 0.1 moves it by up to 6.4: every route can be flipped, and only
+ * the route decides the prediction.
+ */
+export function routedMoE(gating: { gating?: "topk" | "dense" | "hard"; k?: number; renormalize?: boolean }): MoE<Sequential> {
+  const moe = new MoE([constantModel(0), constantModel(1)], {
+    imageShape: SHAPE,
+    normalize: { mean: [0.5], std: [0.25] },
+    ...gating,
+  });
+  const gate = moe.router.gate as Linear;
+  noGrad(() =>
+    scope(() => {
+      gate.weight.copy_(tensor([new Array<number>(16).fill(0), new Array<number>(16).fill(1)]));
+      gate.bias?.zero_();
+    }),
+  );
+  return moe.eval();
+}
+
+/** n images within 0.05 of grey (1 x 4 x 4, seeded), all labelled `label`. */
+export function nearGrey(n: number, seed: number, label = 1): { x: Tensor; y: Tensor } {
+  manualSeed(seed);
+  return scope(() => ({
+    x: rand([n, ...SHAPE])
+      .sub(0.5)
+      .mul(0.1)
+      .add(0.5),
+    y: full([n], label, { dtype: "int64" }),
+  }));
 }
