@@ -36,6 +36,12 @@ export interface APGDOptions {
   rho?: number;
   /** Seeds LibTorch's generator at the start of run() (AutoAttack does); default: leave it alone. */
   seed?: number;
+  /**
+   * Expectation over transformation: each iteration averages the loss and the gradient over
+   * this many forward passes (AutoAttack's eot_iter; its 'rand' version uses 20 against
+   * randomised defences). Default 1.
+   */
+  eot?: number;
 }
 
 export interface APGDTOptions extends Omit<APGDOptions, "loss"> {
@@ -50,6 +56,26 @@ export interface ApgdConfig {
   steps: number;
   rho: number;
   loss: LossFn;
+  /** Forward passes averaged per iteration (default 1). */
+  eot?: number;
+}
+
+/** lossAndGrad averaged over c.eot forward passes; success is read off the last pass, as AutoAttack does. */
+function eotLossAndGrad(forward: Forward, x: Tensor, y: Tensor, c: ApgdConfig, ctx: LossContext) {
+  const eot = c.eot ?? 1;
+  if (eot <= 1) return lossAndGrad(forward, x, y, c.loss, ctx);
+  return scope(() => {
+    let loss: Tensor | null = null;
+    let grad: Tensor | null = null;
+    let fooled: Tensor | null = null;
+    for (let i = 0; i < eot; i++) {
+      const at = lossAndGrad(forward, x, y, c.loss, ctx);
+      loss = loss === null ? at.loss : noGrad(() => (loss as Tensor).add(at.loss));
+      grad = grad === null ? (at.grad as Tensor) : noGrad(() => (grad as Tensor).add(at.grad as Tensor));
+      fooled = at.fooled;
+    }
+    return noGrad(() => ({ loss: (loss as Tensor).div(eot), grad: (grad as Tensor).div(eot), fooled: fooled as Tensor }));
+  });
 }
 
 /**
@@ -78,7 +104,7 @@ export function apgdRun(forward: Forward, x: Tensor, y: Tensor, c: ApgdConfig, c
   return scope(() => {
     const n = x.size(0);
     const xAdv = randomSurfacePoint(x, c.eps, c.norm);
-    const start = lossAndGrad(forward, xAdv, y, c.loss, ctx);
+    const start = eotLossAndGrad(forward, xAdv, y, c, ctx);
     const grad = start.grad as Tensor;
     const [xBest, gradBest, lossBest, xFooled, fooled, xOld, prevLoss, lossBestAtCheck] = noGrad(() => [
       xAdv.clone(),
@@ -108,7 +134,7 @@ export function apgdRun(forward: Forward, x: Tensor, y: Tensor, c: ApgdConfig, c
         }),
       );
       scope(() => {
-        const at = lossAndGrad(forward, xAdv, y, c.loss, ctx);
+        const at = eotLossAndGrad(forward, xAdv, y, c, ctx);
         noGrad(() => {
           grad.copy_(at.grad as Tensor);
           xFooled.copy_(where(perSample(at.fooled, x), xAdv, xFooled));
@@ -179,7 +205,10 @@ export function apgdRestarts(
   }
 }
 
-function resolveCommon(what: string, o: APGDOptions): { eps: number; norm: Norm; steps: number; restarts: number; rho: number } {
+function resolveCommon(
+  what: string,
+  o: APGDOptions,
+): { eps: number; norm: Norm; steps: number; restarts: number; rho: number; eot: number } {
   const norm = o.norm ?? "linf";
   const eps = o.eps ?? defaultEps(norm);
   checkEps(what, eps, norm);
@@ -190,7 +219,9 @@ function resolveCommon(what: string, o: APGDOptions): { eps: number; norm: Norm;
   const rho = o.rho ?? 0.75;
   if (!(rho > 0 && rho <= 1)) throw new RangeError(`${what}: rho must be in (0, 1], got ${rho}`);
   if (o.seed !== undefined) checkCount(what, "seed", o.seed, 0);
-  return { eps, norm, steps, restarts, rho };
+  const eot = o.eot ?? 1;
+  checkCount(what, "eot", eot, 1);
+  return { eps, norm, steps, restarts, rho, eot };
 }
 
 /** Samples misclassified at x start as fooled (kept at x): no run is spent on them. */
@@ -208,6 +239,7 @@ export class APGD<M extends Classifier = Classifier> extends Attack<M> {
   readonly restarts: number;
   readonly rho: number;
   readonly seed: number | undefined;
+  readonly eot: number;
   readonly loss: LossFn;
   readonly lossName: string;
 
@@ -219,6 +251,7 @@ export class APGD<M extends Classifier = Classifier> extends Attack<M> {
     this.steps = r.steps;
     this.restarts = r.restarts;
     this.rho = r.rho;
+    this.eot = r.eot;
     const loss = options.loss ?? "ce";
     this.loss = resolveLoss(loss);
     this.lossName = typeof loss === "function" ? loss.name || "custom" : loss;
@@ -226,14 +259,14 @@ export class APGD<M extends Classifier = Classifier> extends Attack<M> {
   }
 
   get name(): string {
-    return `APGD-${this.lossName.toUpperCase()} (${this.norm}, ${this.steps} steps)`;
+    return `APGD-${this.lossName.toUpperCase()} (${this.norm}, ${this.steps} steps${this.restarts > 1 ? `, ${this.restarts} restarts` : ""}${this.eot > 1 ? `, EOT ${this.eot}` : ""})`;
   }
 
   protected perturb(x: Tensor, y: Tensor): Tensor {
     if (this.seed !== undefined) manualSeed(this.seed);
     const forward: Forward = (xa) => this.model.forward(xa);
     const { best, clean } = startTracker(forward, x, y);
-    const c = { eps: this.eps, norm: this.norm, steps: this.steps, rho: this.rho, loss: this.loss };
+    const c = { eps: this.eps, norm: this.norm, steps: this.steps, rho: this.rho, loss: this.loss, eot: this.eot };
     apgdRestarts(forward, x, y, c, { cleanLogits: clean, target: null }, this.restarts, best);
     return best.x;
   }

@@ -9,8 +9,10 @@ import type { Tensor } from "../tensor/tensor.js";
 import { APGD, APGDT } from "./apgd.js";
 import { Attack, type Classifier, type Norm } from "./attack.js";
 import { BestIterate, rowsWhere } from "./best-iterate.js";
+import { FAB, FABT } from "./fab.js";
 import { ceLoss } from "./losses.js";
 import { RandomSearch } from "./random-search.js";
+import { Square } from "./square.js";
 
 export interface EnsembleStage {
   /** The attack's name. */
@@ -51,6 +53,23 @@ export interface StandardEnsembleOptions {
   onStage?: (stage: EnsembleStage) => void;
 }
 
+/** AutoAttack's versions (Croce & Hein 2020, autoattack.py set_version). */
+export type AutoAttackVersion = "standard" | "plus" | "rand";
+
+export interface AutoAttackOptions {
+  /** Default 8/255 for L-inf, 0.5 for L2. */
+  eps?: number;
+  /** Default 'linf'. */
+  norm?: Norm;
+  /** Default 'standard'. */
+  version?: AutoAttackVersion;
+  /** The seed every attack starts from (AutoAttack's own default is 0). */
+  seed?: number;
+  /** The model's class count, when known: below 4 the targeted attacks (APGD-T, FAB-T) are left out. */
+  classes?: number;
+  onStage?: (stage: EnsembleStage) => void;
+}
+
 export class Ensemble<M extends Classifier = Classifier> extends Attack<M> {
   readonly attacks: readonly Attack[];
   readonly onStage: ((stage: EnsembleStage) => void) | undefined;
@@ -65,7 +84,53 @@ export class Ensemble<M extends Classifier = Classifier> extends Attack<M> {
     this.onStage = options.onStage;
   }
 
-  /** AutoAttack's standard suite minus FAB-T: APGD-CE, APGD-T (targeted DLR), then random search. */
+  /**
+   * AutoAttack with its own settings (autoattack.py, set_version):
+   * - standard: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5,000 queries), one
+   *   restart each;
+   * - plus: APGD-CE and APGD-DLR with 5 restarts, FAB with 5 restarts, Square, APGD-T, FAB-T;
+   * - rand (randomised defences): APGD-CE and APGD-DLR with EOT over 20 forward passes.
+   * With `classes` below 4 the targeted attacks are left out (their losses need 4 classes).
+   */
+  static autoattack<M extends Classifier>(model: M, o: AutoAttackOptions = {}): Ensemble<M> {
+    const norm = o.norm ?? "linf";
+    const seed = o.seed ?? 0;
+    const common = { norm, seed, ...(o.eps === undefined ? {} : { eps: o.eps }) } as const;
+    const version = o.version ?? "standard";
+    const apgdCe = (restarts: number, eot = 1) => new APGD(model, { ...common, loss: "ce", restarts, eot });
+    const apgdDlr = (restarts: number, eot = 1) => new APGD(model, { ...common, loss: "dlr", restarts, eot });
+    const apgdT = () => new APGDT(model, { ...common, targets: 9, restarts: 1 });
+    const fabT = () => new FABT(model, { ...common, targets: 9, restarts: 1 });
+    const square = () => new Square(model, { ...common, queries: 5000 });
+    let attacks: Attack[];
+    const targeted = o.classes === undefined || o.classes >= 4;
+    switch (version) {
+      case "standard":
+        attacks = targeted ? [apgdCe(1), apgdT(), fabT(), square()] : [apgdCe(1), square()];
+        break;
+      case "plus":
+        attacks = [
+          apgdCe(5),
+          apgdDlr(5),
+          new FAB(model, { ...common, restarts: 5 }),
+          square(),
+          ...(targeted ? [apgdT(), fabT()] : []),
+        ];
+        break;
+      case "rand":
+        attacks = [apgdCe(1, 20), apgdDlr(1, 20)];
+        break;
+      default:
+        throw new TypeError(`AutoAttack: version must be 'standard', 'plus' or 'rand', got '${String(version)}'`);
+    }
+    return new Ensemble(model, attacks, o.onStage === undefined ? {} : { onStage: o.onStage });
+  }
+
+  /**
+   * A cheaper AutoAttack-style suite ('aa-fast'): APGD-CE, APGD-T (targeted DLR), then a
+   * random search (not Square's schedule) with `queries` queries. Faster than 'aa', and weaker:
+   * reports say which one ran.
+   */
   static standard<M extends Classifier>(model: M, o: StandardEnsembleOptions = {}): Ensemble<M> {
     const common = { norm: o.norm ?? "linf", steps: o.steps ?? 100, ...(o.eps === undefined ? {} : { eps: o.eps }) } as const;
     const attacks: Attack[] = [new APGD(model, { ...common, loss: "ce" })];
