@@ -67,6 +67,10 @@ export interface AutoAttackOptions {
   seed?: number;
   /** The model's class count, when known: below 4 the targeted attacks (APGD-T, FAB-T) are left out. */
   classes?: number;
+  /** APGD and FAB iterations (AutoAttack: 100). Change it only for smoke runs: the result is then not AutoAttack's. */
+  steps?: number;
+  /** Square's queries (AutoAttack: 5000), likewise. */
+  queries?: number;
   onStage?: (stage: EnsembleStage) => void;
 }
 
@@ -97,11 +101,12 @@ export class Ensemble<M extends Classifier = Classifier> extends Attack<M> {
     const seed = o.seed ?? 0;
     const common = { norm, seed, ...(o.eps === undefined ? {} : { eps: o.eps }) } as const;
     const version = o.version ?? "standard";
-    const apgdCe = (restarts: number, eot = 1) => new APGD(model, { ...common, loss: "ce", restarts, eot });
-    const apgdDlr = (restarts: number, eot = 1) => new APGD(model, { ...common, loss: "dlr", restarts, eot });
-    const apgdT = () => new APGDT(model, { ...common, targets: 9, restarts: 1 });
-    const fabT = () => new FABT(model, { ...common, targets: 9, restarts: 1 });
-    const square = () => new Square(model, { ...common, queries: 5000 });
+    const steps = o.steps ?? 100;
+    const apgdCe = (restarts: number, eot = 1) => new APGD(model, { ...common, steps, loss: "ce", restarts, eot });
+    const apgdDlr = (restarts: number, eot = 1) => new APGD(model, { ...common, steps, loss: "dlr", restarts, eot });
+    const apgdT = () => new APGDT(model, { ...common, steps, targets: 9, restarts: 1 });
+    const fabT = () => new FABT(model, { ...common, steps, targets: 9, restarts: 1 });
+    const square = () => new Square(model, { ...common, queries: o.queries ?? 5000 });
     let attacks: Attack[];
     const targeted = o.classes === undefined || o.classes >= 4;
     switch (version) {
@@ -112,7 +117,7 @@ export class Ensemble<M extends Classifier = Classifier> extends Attack<M> {
         attacks = [
           apgdCe(5),
           apgdDlr(5),
-          new FAB(model, { ...common, restarts: 5 }),
+          new FAB(model, { ...common, steps, restarts: 5 }),
           square(),
           ...(targeted ? [apgdT(), fabT()] : []),
         ];

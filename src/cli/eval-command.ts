@@ -35,7 +35,7 @@ export const COMMON_HELP = `  --ckpt FILE          a checkpoint written by saveC
   --seed S             seeds each attack on each batch from (S, attack, batch) (default 0)
   --restarts R         PGD and APGD restarts (default 1)
   --apgd-steps K       APGD iterations for apgd-ce, apgd-dlr, apgd-t and aa (default 100)
-  --queries Q          random-search queries for square and aa (default 1000)
+  --queries Q          Square's queries for square, aa and aa-plus (default 5000, AutoAttack's)
   --alpha A            dual model: use this alpha instead of the checkpoint's
   --resize S           resize images to SxS first (bilinear, antialiased; e.g. 224 for ViT-small/16
                        on TinyImageNet); the attack then works on the resized images
@@ -95,7 +95,7 @@ export const COMMON_OPTIONS: Record<string, OptionSpec> = {
   seed: { type: "int", default: 0, min: 0 },
   restarts: { type: "int", default: 1, min: 1 },
   "apgd-steps": { type: "int", default: 100, min: 1 },
-  queries: { type: "int", default: 1000, min: 1 },
+  queries: { type: "int", default: 5000, min: 1 },
   alpha: { type: "float" },
   resize: { type: "int", min: 1 },
   "data-root": { type: "string" },

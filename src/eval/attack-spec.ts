@@ -5,11 +5,11 @@ import type { Attack, Classifier, Norm } from "../attacks/attack.js";
 import { Ensemble } from "../attacks/ensemble.js";
 import { FGSM } from "../attacks/fgsm.js";
 import { PGD } from "../attacks/pgd.js";
-import { RandomSearch } from "../attacks/random-search.js";
+import { Square } from "../attacks/square.js";
 import type { Generator } from "../tensor/generator.js";
 
 /** The attacks named by a fixed word. */
-export type NamedAttackKind = "fgsm" | "apgd-ce" | "apgd-dlr" | "apgd-t" | "square" | "aa";
+export type NamedAttackKind = "fgsm" | "apgd-ce" | "apgd-dlr" | "apgd-t" | "square" | "aa" | "aa-plus" | "aa-rand" | "aa-fast";
 
 /** One attack of an evaluation; `name` is its canonical spelling ('pgd50', 'apgd-ce', ...). */
 export type AttackSpec =
@@ -25,8 +25,15 @@ export const ATTACK_NAMES: readonly { readonly name: string; readonly descriptio
   { name: "apgd-ce", description: "APGD on cross entropy (--apgd-steps, default 100)" },
   { name: "apgd-dlr", description: "APGD on the DLR loss (needs >= 3 classes)" },
   { name: "apgd-t", description: "targeted APGD-DLR against the top 9 other classes (needs >= 4 classes)" },
-  { name: "square", description: "gradient-free random search in the style of Square (--queries)" },
-  { name: "aa", description: "AutoAttack-style ensemble: APGD-CE, APGD-T, random search (Ensemble.standard)" },
+  { name: "square", description: "the Square attack as in AutoAttack (--queries, default 5000)" },
+  {
+    name: "aa",
+    description:
+      "AutoAttack, standard version: APGD-CE, APGD-T, FAB-T, Square (AutoAttack's settings at the default --apgd-steps and --queries)",
+  },
+  { name: "aa-plus", description: "AutoAttack's plus version: APGD-CE/DLR x5 restarts, FAB x5, Square, APGD-T, FAB-T" },
+  { name: "aa-rand", description: "AutoAttack's rand version (randomised defences): APGD-CE, APGD-DLR with EOT over 20 passes" },
+  { name: "aa-fast", description: "a cheaper, weaker suite: APGD-CE, APGD-T, then a 1000-query random search (not Square)" },
 ];
 
 /** The maximum step count of a 'pgd<steps>' name (a typo guard, not a limit of PGD). */
@@ -50,6 +57,9 @@ export function parseAttackSpec(text: string): AttackSpec {
     case "apgd-t":
     case "square":
     case "aa":
+    case "aa-plus":
+    case "aa-rand":
+    case "aa-fast":
       return { kind: t, name: t };
     default:
       break;
@@ -103,7 +113,7 @@ export interface AttackSettings {
   restarts?: number;
   /** APGD iterations (apgd-ce, apgd-dlr, apgd-t, aa). Default 100. */
   apgdSteps?: number;
-  /** Random-search queries per sample (square, and the last stage of aa). Default 1000. */
+  /** Square's queries per sample (square, aa, aa-plus). Default 5000. */
   queries?: number;
   /**
    * Where PGD draws its random starts (default: the global generator). The others draw from
@@ -113,7 +123,10 @@ export interface AttackSettings {
 }
 
 export const DEFAULT_APGD_STEPS = 100;
-export const DEFAULT_QUERIES = 1000;
+/** Square's queries (AutoAttack's setting). */
+export const DEFAULT_QUERIES = 5000;
+/** The random search at the end of 'aa-fast'. */
+export const FAST_QUERIES = 1000;
 /** APGD-T's targets: the 9 most likely other classes (AutoAttack), fewer when the model has fewer classes. */
 export const DEFAULT_TARGETS = 9;
 
@@ -146,8 +159,14 @@ export function buildAttack(spec: AttackSpec, model: Classifier, s: AttackSettin
       if (s.numClasses < 4) throw new AttackSpecError(`attack 'apgd-t' needs at least 4 classes, the model has ${s.numClasses}`);
       return new APGDT(model, { eps, norm, steps, restarts, targets });
     case "square":
-      return new RandomSearch(model, { eps, norm, queries });
+      return new Square(model, { eps, norm, queries });
     case "aa":
-      return Ensemble.standard(model, { eps, norm, steps, queries, targets: s.numClasses >= 4 ? targets : 0 });
+    case "aa-plus":
+    case "aa-rand": {
+      const version = spec.kind === "aa" ? "standard" : spec.kind === "aa-plus" ? "plus" : "rand";
+      return Ensemble.autoattack(model, { eps, norm, version, steps, queries, classes: s.numClasses });
+    }
+    case "aa-fast":
+      return Ensemble.standard(model, { eps, norm, steps, queries: FAST_QUERIES, targets: s.numClasses >= 4 ? targets : 0 });
   }
 }

@@ -6,11 +6,13 @@
 // attack, which model its accuracy describes, and which objectives it differentiates.
 import type { Norm } from "../attacks/attack.js";
 import { ExpertAttack } from "../attacks/expert-attack.js";
-import { ceLoss } from "../attacks/losses.js";
+import { ceLoss, maxOtherLogit, trueLogit } from "../attacks/losses.js";
 import type { Forward } from "../attacks/pgd.js";
+import { RouteThenExpertAttack, TargetedRouteAttack } from "../attacks/route-attacks.js";
 import { RouterAttack, type RouterObjective } from "../attacks/router-attack.js";
 import type { MoE } from "../models/moe.js";
 import { noGrad } from "../tensor/autograd.js";
+import { stack } from "../tensor/combine.js";
 import type { Generator } from "../tensor/generator.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -137,5 +139,84 @@ export const ROUTER_ATTACK: MoEAttackDefinition = {
   },
 };
 
-/** What `moeAttacks: true` runs on every analysed MoE. */
-export const DEFAULT_MOE_ATTACKS: readonly MoEAttackDefinition[] = [EXPERT_ATTACK, ROUTER_ATTACK];
+/** Top-1 and hard routing: one expert answers per sample (where the route attacks apply). */
+function singleRoute(moe: MoE): boolean {
+  return moe.k === 1 && moe.gating !== "dense";
+}
+
+/**
+ * RA-R's worst case for top-1 and hard routing: route each sample to an expert that is wrong
+ * on it when clean (group 'router': RA-R becomes the per-sample worst over this and ra-r).
+ */
+export const TARGETED_ROUTE_ATTACK: MoEAttackDefinition = {
+  id: "ra-r-targeted",
+  group: "router",
+  title: "RA-R (targeted routes)",
+  appliesTo: singleRoute,
+  build(moe, settings) {
+    const attack = new TargetedRouteAttack(moe, pgdOptions(settings));
+    const frozen = new RouterAttack(moe, pgdOptions(settings));
+    return {
+      name: attack.name,
+      run: (x, y) => attack.run(x, y),
+      describedModel: (x) => frozen.frozenExperts(x),
+      objectives: (x) => {
+        // The margin towards the runner-up route: what a targeted run starts by climbing.
+        const second = noGrad(() => scope(() => moe.routerLogits(x).topk(2, 1)[1].select(1, 1)));
+        return [
+          {
+            id: "route-margin",
+            description: "targeted route objective: margin of the router logits towards the runner-up expert",
+            value: (xa) => scope(() => trueLogit(moe.routerLogits(xa), second).sub(maxOtherLogit(moe.routerLogits(xa), second))),
+          },
+        ];
+      },
+    };
+  },
+};
+
+/**
+ * The adaptive attack on the real MoE (group 'model': it enters the MoE's worst-case RA): for
+ * each expert, keep the route on it while maximising its CE.
+ */
+export const ROUTE_THEN_EXPERT_ATTACK: MoEAttackDefinition = {
+  id: "route-then-expert",
+  group: "model",
+  title: "route-then-expert",
+  appliesTo: singleRoute,
+  build(moe, settings) {
+    const attack = new RouteThenExpertAttack(moe, pgdOptions(settings));
+    return {
+      name: attack.name,
+      run: (x, y) => attack.run(x, y),
+      describedModel: () => (xa) => moe.forward(xa),
+      objectives: (x, y) => {
+        const route = noGrad(() => scope(() => moe.routerLogits(x).argmax(1)));
+        return [
+          {
+            id: "routed-expert-ce",
+            description: "route-then-expert objective: CE of the expert each sample is routed to at x",
+            value: (xa: Tensor) =>
+              scope(() => {
+                const all = stack(
+                  Array.from({ length: moe.numExperts }, (_, j) => moe.expertLogits(xa, j)),
+                  1,
+                );
+                const k = all.size(2);
+                const routed = all.gather(1, route.view(-1, 1, 1).expand(route.size(0), 1, k)).squeeze(1);
+                return ceLoss(routed, y);
+              }),
+          },
+        ];
+      },
+    };
+  },
+};
+
+/** What `moeAttacks: true` runs on every analysed MoE (each where it applies). */
+export const DEFAULT_MOE_ATTACKS: readonly MoEAttackDefinition[] = [
+  EXPERT_ATTACK,
+  ROUTER_ATTACK,
+  TARGETED_ROUTE_ATTACK,
+  ROUTE_THEN_EXPERT_ATTACK,
+];

@@ -40,7 +40,7 @@ export interface RobustnessOptions {
   restarts?: number;
   /** APGD iterations. Default 100. */
   apgdSteps?: number;
-  /** Random-search queries (square, aa). Default 1000. */
+  /** Square's queries (square, aa, aa-plus). Default 5000 (AutoAttack's). */
   queries?: number;
   /**
    * The MoE analysis attacks: true runs RA-E and RA-R (DEFAULT_MOE_ATTACKS), false none

@@ -1,7 +1,7 @@
 // Attack names: parsing, canonical spellings, errors, and the attack each name builds.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { APGD, APGDT, Ensemble, FGSM, PGD, RandomSearch } from "../../src/attacks/index.js";
+import { APGD, APGDT, Ensemble, FGSM, PGD, Square } from "../../src/attacks/index.js";
 import {
   AttackSpecError,
   buildAttack,
@@ -20,7 +20,8 @@ describe("attack names", () => {
     assert.deepEqual(parseAttackSpec("fgsm"), { kind: "fgsm", name: "fgsm" });
     assert.deepEqual(parseAttackSpec("pgd50"), { kind: "pgd", name: "pgd50", steps: 50 });
     assert.deepEqual(parseAttackSpec(" PGD010 "), { kind: "pgd", name: "pgd10", steps: 10 });
-    for (const n of ["apgd-ce", "apgd-dlr", "apgd-t", "square", "aa"]) assert.deepEqual(parseAttackSpec(n), { kind: n, name: n });
+    for (const n of ["apgd-ce", "apgd-dlr", "apgd-t", "square", "aa", "aa-plus", "aa-rand", "aa-fast"])
+      assert.deepEqual(parseAttackSpec(n), { kind: n, name: n });
     assert.deepEqual(
       parseAttackList("pgd50,apgd-ce,apgd-dlr").map((s) => s.name),
       ["pgd50", "apgd-ce", "apgd-dlr"],
@@ -34,7 +35,10 @@ describe("attack names", () => {
 
   it("rejects unknown, incomplete, empty and repeated names with a message naming them", () => {
     const cases: [string, RegExp][] = [
-      ["pgdx", /unknown attack 'pgdx' \(known: fgsm, pgd<steps>, apgd-ce, apgd-dlr, apgd-t, square, aa\)/],
+      [
+        "pgdx",
+        /unknown attack 'pgdx' \(known: fgsm, pgd<steps>, apgd-ce, apgd-dlr, apgd-t, square, aa, aa-plus, aa-rand, aa-fast\)/,
+      ],
       ["pgd", /unknown attack 'pgd' \(give the steps: pgd10, pgd50\)/],
       ["apgd", /unknown attack 'apgd' \(apgd-ce or apgd-dlr\)/],
       ["pgd0", /attack 'pgd0': PGD needs between 1 and 100000 steps/],
@@ -72,19 +76,30 @@ describe("attack names", () => {
       const t = buildAttack(parseAttackSpec("apgd-t"), model, s);
       assert.ok(t instanceof APGDT && t.targets === 4, "targets: min(9, classes - 1)");
       const sq = buildAttack(parseAttackSpec("square"), model, s);
-      assert.ok(sq instanceof RandomSearch && sq.queries === 11);
+      assert.ok(sq instanceof Square && sq.queries === 11);
+      // 'aa' is AutoAttack's standard version (APGD iterations and Square queries from the settings).
       const aa = buildAttack(parseAttackSpec("aa"), model, s);
       assert.ok(aa instanceof Ensemble);
       assert.deepEqual(
         aa.attacks.map((a) => a.constructor.name),
-        ["APGD", "APGDT", "RandomSearch"],
+        ["APGD", "APGDT", "FABT", "Square"],
       );
       const aa3 = buildAttack(parseAttackSpec("aa"), model, { ...s, numClasses: 3 });
       assert.ok(aa3 instanceof Ensemble);
       assert.deepEqual(
         aa3.attacks.map((a) => a.constructor.name),
-        ["APGD", "RandomSearch"],
-        "APGD-T needs 4 classes",
+        ["APGD", "Square"],
+        "the targeted attacks need 4 classes",
+      );
+      const plus = buildAttack(parseAttackSpec("aa-plus"), model, s) as Ensemble;
+      assert.deepEqual(
+        plus.attacks.map((a) => a.constructor.name),
+        ["APGD", "APGD", "FAB", "Square", "APGDT", "FABT"],
+      );
+      const fast = buildAttack(parseAttackSpec("aa-fast"), model, s) as Ensemble;
+      assert.deepEqual(
+        fast.attacks.map((a) => a.constructor.name),
+        ["APGD", "APGDT", "RandomSearch"],
       );
       const l2 = buildAttack(parseAttackSpec("pgd5"), model, { eps: 0.5, norm: "l2", numClasses: 5 });
       assert.ok(l2 instanceof PGD && l2.options.norm === "l2" && l2.options.alpha === 0.125);

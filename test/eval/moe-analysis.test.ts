@@ -58,7 +58,16 @@ describe("MoE analysis", () => {
     assert.equal(m.routerAttack.correct, 0, "every correct route is flipped");
     assert.equal(m.routerAttack.routeFlipRate, 1);
     const z = new Map(r.zeroGradients.map((g) => [g.objective, g]));
-    assert.deepEqual([...z.keys()], ["model:ce", "ra-e:model:ce", "ra-r:model:route"]);
+    assert.deepEqual(
+      [...z.keys()],
+      [
+        "model:ce",
+        "ra-e:model:ce",
+        "ra-r:model:route",
+        "ra-r-targeted:model:route-margin",
+        "route-then-expert:model:routed-expert-ce",
+      ],
+    );
     // The MoE's output is constant where the route is: its CE and RA-E's have no gradient
     // anywhere, which counts for every sample that an attack would have to move (correct on x).
     const sa = r.clean.correct;
@@ -67,8 +76,11 @@ describe("MoE analysis", () => {
     assert.equal(z.get("ra-e:model:ce")?.count, sa);
     assert.equal(z.get("ra-r:model:route")?.count, 0);
     assert.equal(z.get("ra-r:model:route")?.flagged, false);
+    // The targeted route objective moves the router; the routed expert's CE is as flat as the model's.
+    assert.equal(z.get("ra-r-targeted:model:route-margin")?.count, 0);
+    assert.equal(z.get("route-then-expert:model:routed-expert-ce")?.count, sa);
     const table = formatReportTable(r);
-    assert.match(table, /zero input gradients at x: 2 objective\(s\) FLAGGED/);
+    assert.match(table, /zero input gradients at x: 3 objective\(s\) FLAGGED/);
     assert.match(table, new RegExp(`FLAG\\s+model:ce\\s+${sa}/24`));
     assert.match(table, /RA-R pushes the route/);
     dispose(data);
@@ -155,11 +167,11 @@ describe("MoE analysis", () => {
     assert.ok(m !== undefined && m.routerAttack !== null && m.adaptiveAttack !== null);
     assert.deepEqual(
       m.routerAttack.runs.map((x) => x.id),
-      ["ra-r", "idle"],
+      ["ra-r", "ra-r-targeted", "idle"],
     );
     assert.equal(m.routerAttack.correct, 0);
     assert.equal(m.adaptiveAttack.correct, 0);
-    assert.deepEqual(r.worstCase?.attacks, ["pgd5", "ra-a:model"]);
+    assert.deepEqual(r.worstCase?.attacks, ["pgd5", "route-then-expert:model", "ra-a:model"]);
     assert.equal(r.worstCase?.correct, 0, "the adaptive attack breaks every sample");
     assert.ok((r.attacks[0]?.correct ?? 0) > 0, "PGD on the whole model has no gradient to follow");
     assert.match(formatReportTable(r), /RA-A\s+adaptive attack on the real MoE/);

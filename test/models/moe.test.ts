@@ -188,7 +188,12 @@ describe("MoE", () => {
         return e.map((z) => z / t);
       });
     const [ps, pr] = [soft(ys!), soft(yr!)];
-    assertClose(mixed, ps.map((v, i) => 0.5 * v + 0.5 * (pr[i] as number)), { atol: 1e-6 }, "log of the prob mixture");
+    assertClose(
+      mixed,
+      ps.map((v, i) => 0.5 * v + 0.5 * (pr[i] as number)),
+      { atol: 1e-6 },
+      "log of the prob mixture",
+    );
     assert.throws(() => {
       dual.alpha = 1.5;
     }, /alpha must be in \[0, 1\]/);
