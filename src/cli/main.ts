@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // rmoe: the robust-moe command line.
 import { attackCommand } from "./attack-command.js";
+import { certifyCommand } from "./certify-command.js";
 import { dataCommand } from "./data-command.js";
 import { dualCommand } from "./dual-command.js";
 import { evalCommand } from "./eval-command.js";
@@ -31,6 +32,8 @@ commands:
                                              the dual model's SA/RA over alpha
   report RUN_DIR... [--eval F.json...] [--sweep F] [--certify F] [--adv F...] --out DIR
                                              an HTML report with plots (docs/REPORT.md)
+  certify --ckpt FILE --data cifar10 [--method ibp|smoothing] [--eps LIST]
+                                             certified accuracy at each radius (docs/CERTIFY.md)
   help                                       this text (rmoe <command> --help for details)
 `;
 
@@ -51,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       return dualCommand(rest);
     case "sweep":
       return sweepCommand(rest);
+    case "certify":
+      return certifyCommand(rest);
     case "report":
       return reportCommand(rest);
     case undefined:
