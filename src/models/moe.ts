@@ -1,6 +1,7 @@
 // Mixture of experts of whole classifiers (METHOD.md section 1): F(x) = sum_i a_i(x) f_i(x).
 // Dispatch is batched: each expert runs once per batch on the samples routed to it, so
 // BatchNorm sees the expert's whole sub-batch and the cost is ~ one dense model at top-1.
+import { LipschitzError, type LipschitzNorm, type LipschitzOptions } from "../certify/lipschitz.js";
 import { ModuleList } from "../nn/containers.js";
 import { softmax } from "../nn/functional.js";
 import { Module, type UnaryModule } from "../nn/module.js";
@@ -196,6 +197,16 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
       const gates = this.gates(x);
       return { logits: this.combine(x, gates), gates, loadBalancingLoss: this.loadBalancingLoss(gates) };
     });
+  }
+
+  /**
+   * Refused: a gated mixture has no global constant (logits are unbounded and a router's
+   * argmax jumps); its certificate is local, Theorem 5.4 (certify/lipschitz-radius.ts).
+   */
+  override lipschitz(_norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    throw new LipschitzError(
+      "MoE: no global Lipschitz bound (the gate weights multiply unbounded logits, and top-k/hard routing jumps at ties); use lipschitzRadius (certify/lipschitz-radius.ts), whose local constant K(x) is Theorem 5.4's",
+    );
   }
 
   /** Switch-Transformer load balancing of the given gates (a scalar). */

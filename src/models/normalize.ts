@@ -1,8 +1,10 @@
 // Per-channel input normalisation as the model's first layer: attacks and certificates
 // then work in [0,1] pixel space while the network sees standardised inputs.
-
+import { checkNorm, type LipschitzNorm, type LipschitzOptions } from "../certify/lipschitz.js";
 import { Module } from "../nn/module.js";
+import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
+import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465] as const;
@@ -26,5 +28,16 @@ export class Normalize extends Module {
     const out = centered.div(this.std);
     centered.dispose();
     return out;
+  }
+
+  /** 1/std per channel, float64 [C]: the diagonal scale of (x - mean) / std. */
+  channelScale(): Tensor {
+    return noGrad(() => scope(() => this.std.detach().double().abs().pow(-1).flatten()));
+  }
+
+  /** max_c 1/std_c in both norms (about 4.1 for CIFAR-10's std): every certificate pays it once. */
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    checkNorm(norm, "Normalize.lipschitz");
+    return scope(() => this.channelScale().max().item());
   }
 }

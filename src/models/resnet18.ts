@@ -1,12 +1,13 @@
 // CIFAR ResNet18 (3x3 stem, no max-pool, BasicBlocks [2,2,2,2]) with the tensor names of
 // the widespread PyTorch layout the paper's code uses (conv1, bn1, layerN.M.*, shortcut, linear).
+import type { LipschitzNorm, LipschitzOptions } from "../certify/lipschitz.js";
 import { BatchNorm2d } from "../nn/batch-norm.js";
-import { Sequential } from "../nn/containers.js";
+import { chainLipschitz, Sequential } from "../nn/containers.js";
 import { Conv2d } from "../nn/conv2d.js";
 import { adaptiveAvgPool2d, relu } from "../nn/functional.js";
 import { Linear } from "../nn/linear.js";
 import { Module, type UnaryModule } from "../nn/module.js";
-import { Identity } from "../nn/simple-layers.js";
+import { AdaptiveAvgPool2d, Flatten, Identity, ReLU } from "../nn/simple-layers.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { CIFAR10_MEAN, CIFAR10_STD, Normalize } from "./normalize.js";
@@ -39,6 +40,16 @@ export class BasicBlock extends Module implements UnaryModule {
       const skip = this.shortcut.length === 0 ? x : this.shortcut.forward(x);
       return relu(out.add(skip));
     });
+  }
+
+  /**
+   * relu(main(x) + shortcut(x)) with relu 1-Lipschitz: Lip <= Lip(main) + Lip(shortcut), where
+   * main = bn2 o conv2 o relu o bn1 o conv1 (each BatchNorm folded into its conv) and the
+   * shortcut is the identity (1) or a 1x1 conv with its BatchNorm.
+   */
+  override lipschitz(norm: LipschitzNorm, options: LipschitzOptions = {}): number {
+    const main = chainLipschitz([this.conv1, this.bn1, new ReLU(), this.conv2, this.bn2], norm, options);
+    return main + this.shortcut.lipschitz(norm, options);
   }
 }
 
@@ -88,5 +99,16 @@ export class ResNet18 extends Module implements UnaryModule {
       const features = this.layer4.forward(this.layer3.forward(this.layer2.forward(this.layer1.forward(stem))));
       return this.linear.forward(adaptiveAvgPool2d(features, 1).flatten(1));
     });
+  }
+
+  /**
+   * The product over the network (Normalize and every BatchNorm folded into their convs, each
+   * residual block a sum of branches). Astronomically large on a standard ResNet18 (docs/CERTIFY.md):
+   * a global bound is a product of per-layer worst cases that no input attains together.
+   * Give options.inputShape (e.g. [3, 32, 32]) for the exact 1/sqrt(h w) of the final pooling in L2.
+   */
+  override lipschitz(norm: LipschitzNorm, options: LipschitzOptions = {}): number {
+    const layers = [this.normalize, this.conv1, this.bn1, new ReLU(), this.layer1, this.layer2, this.layer3, this.layer4];
+    return chainLipschitz([...layers, new AdaptiveAvgPool2d(1), new Flatten(), this.linear], norm, options);
   }
 }

@@ -1,5 +1,6 @@
 // Routers map a (normalised) image to one logit per expert.
-import { Sequential } from "../nn/containers.js";
+import type { LipschitzNorm, LipschitzOptions } from "../certify/lipschitz.js";
+import { chainLipschitz, Sequential } from "../nn/containers.js";
 import { Conv2d } from "../nn/conv2d.js";
 import { Linear } from "../nn/linear.js";
 import { Module, type UnaryModule } from "../nn/module.js";
@@ -23,6 +24,11 @@ export class LinearRouter extends Module implements UnaryModule {
 
   forward(x: Tensor): Tensor {
     return scope(() => this.gate.forward(x.flatten(1)));
+  }
+
+  /** The gate's bound (flattening is free). The certificates use the finer per-pair constants (certify/router-stability.ts). */
+  override lipschitz(norm: LipschitzNorm, options: LipschitzOptions = {}): number {
+    return this.gate.lipschitz(norm, options);
   }
 }
 
@@ -53,5 +59,9 @@ export class ConvRouter extends Module implements UnaryModule {
 
   forward(x: Tensor): Tensor {
     return scope(() => this.gate.forward(this.features.forward(x)));
+  }
+
+  override lipschitz(norm: LipschitzNorm, options: LipschitzOptions = {}): number {
+    return chainLipschitz([this.features, this.gate], norm, options);
   }
 }

@@ -1,5 +1,6 @@
 // timm-style Vision Transformer (pre-norm blocks, CLS token, learned position embeddings)
 // with timm's tensor names, so ImageNet weights of vit_small_patch16_224 load by name.
+import { LipschitzError, type LipschitzNorm, type LipschitzOptions } from "../certify/lipschitz.js";
 import { Attention } from "../nn/attention.js";
 import { Sequential } from "../nn/containers.js";
 import { Conv2d } from "../nn/conv2d.js";
@@ -129,6 +130,13 @@ export class ViT extends Module implements UnaryModule {
       const tokens = cat([this.cls_token.expand(n, -1, -1), patches], 1).add(this.pos_embed);
       return this.head.forward(this.norm.forward(this.blocks.forward(tokens)).select(1, 0));
     });
+  }
+
+  /** Refused with the reason: a Lipschitz-margin certificate needs a global constant, which attention does not have. */
+  override lipschitz(_norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    throw new LipschitzError(
+      "ViT: no global Lipschitz bound: dot-product self-attention is not Lipschitz on an unbounded input domain (Kim, Papamakarios & Mnih 2021), and LayerNorm divides by the input's own std; certify a ViT with interval bounds or randomized smoothing instead",
+    );
   }
 }
 

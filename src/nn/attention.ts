@@ -1,5 +1,6 @@
 // Multi-head self-attention with timm's layout (one fused qkv projection, then proj),
 // so ViT checkpoints from timm load by name.
+import { LipschitzError, type LipschitzNorm, type LipschitzOptions } from "../certify/lipschitz.js";
 import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { softmax } from "./functional.js";
@@ -33,5 +34,12 @@ export class Attention extends Module {
       const att = softmax(q.matmul(k.transpose(-2, -1)).div(Math.sqrt(this.headDim)), -1);
       return this.proj.forward(att.matmul(v).transpose(1, 2).reshape(b, n, c));
     });
+  }
+
+  /** Refused: dot-product self-attention is not Lipschitz on an unbounded domain (Kim, Papamakarios & Mnih 2021). */
+  override lipschitz(_norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    throw new LipschitzError(
+      "Attention: dot-product self-attention has no global Lipschitz bound (softmax(q k^T) v grows quadratically in the input: Kim et al. 2021)",
+    );
   }
 }

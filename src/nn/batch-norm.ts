@@ -1,5 +1,7 @@
+import { checkNorm, LipschitzError, type LipschitzNorm, type LipschitzOptions } from "../certify/lipschitz.js";
 import { noGrad } from "../tensor/autograd.js";
 import { ones, zeros } from "../tensor/creation.js";
+import { scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { batchNorm } from "./functional.js";
 import { Module } from "./module.js";
@@ -52,5 +54,32 @@ export class BatchNorm2d extends Module {
       momentum: factor,
       eps: this.eps,
     });
+  }
+
+  /**
+   * In eval mode BatchNorm is the per-channel affine map x -> s_c x + t_c with
+   * s_c = gamma_c / sqrt(running_var_c + eps): |s_c| per channel, float64 [C]. Refused in training
+   * mode and without running statistics, where the output depends on the whole batch.
+   */
+  channelScale(): Tensor {
+    if (this.training)
+      throw new LipschitzError("BatchNorm2d: no Lipschitz bound in training mode (batch statistics); call eval() first");
+    const { runningVar, weight } = this;
+    if (runningVar === null)
+      throw new LipschitzError(
+        "BatchNorm2d: no Lipschitz bound without running statistics (it normalises with batch statistics)",
+      );
+    return noGrad(() =>
+      scope(() => {
+        const inv = runningVar.detach().double().add(this.eps).rsqrt();
+        return (weight === null ? inv : inv.mul(weight.detach().double())).abs();
+      }),
+    );
+  }
+
+  /** max_c |gamma_c| / sqrt(running_var_c + eps) (a diagonal scale: exact in both norms); eval mode only. */
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    checkNorm(norm, "BatchNorm2d.lipschitz");
+    return scope(() => this.channelScale().max().item());
   }
 }

@@ -1,3 +1,10 @@
+import {
+  type ConvGeometry,
+  type ConvScales,
+  convLipschitz,
+  type LipschitzNorm,
+  type LipschitzOptions,
+} from "../certify/lipschitz.js";
 import { empty } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { conv2d } from "./functional.js";
@@ -58,5 +65,23 @@ export class Conv2d extends Module {
       dilation: this.dilation,
       groups: this.groups,
     });
+  }
+
+  get geometry(): ConvGeometry {
+    return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
+  }
+
+  /**
+   * L-inf: max over output channels of sum |w| (the max row L1 norm of the unfolded conv).
+   * L2: exact on the unfolded matrix when options.inputShape is given and it is small, else a
+   * size-free sound bound (see convLipschitz in certify/lipschitz.ts).
+   */
+  override lipschitz(norm: LipschitzNorm, options: LipschitzOptions = {}): number {
+    return convLipschitz(this.weight, this.geometry, norm, options);
+  }
+
+  /** The bound of diag(scales.output) * this * diag(scales.input): BatchNorm and Normalize folded in. */
+  scaledLipschitz(norm: LipschitzNorm, options: LipschitzOptions = {}, scales: ConvScales = {}): number {
+    return convLipschitz(this.weight, this.geometry, norm, options, scales);
   }
 }

@@ -1,3 +1,4 @@
+import { LipschitzError, type LipschitzNorm, type LipschitzOptions } from "../certify/lipschitz.js";
 import { ones, zeros } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { layerNorm } from "./functional.js";
@@ -21,5 +22,12 @@ export class LayerNorm extends Module {
 
   forward(input: Tensor): Tensor {
     return layerNorm(input, this.normalizedShape, this.weight, this.bias, this.eps);
+  }
+
+  /** Refused: dividing by the input's own std has slope ~ 1/sqrt(eps) near constant inputs: no useful global bound. */
+  override lipschitz(_norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    throw new LipschitzError(
+      "LayerNorm: no useful global Lipschitz bound (it divides by the input's own standard deviation; slope up to ~1/sqrt(eps) near constant inputs)",
+    );
   }
 }

@@ -1,3 +1,4 @@
+import { type LipschitzNorm, type LipschitzOptions, linearLipschitz } from "../certify/lipschitz.js";
 import { empty } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { linear } from "./functional.js";
@@ -26,5 +27,10 @@ export class Linear extends Module {
 
   forward(input: Tensor): Tensor {
     return linear(input, this.weight, this.bias);
+  }
+
+  /** L-inf: max row L1 norm of W (exact). L2: spectral norm of W by Gram iteration (sound, tight). */
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    return linearLipschitz(this.weight, norm);
   }
 }

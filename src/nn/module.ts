@@ -1,5 +1,6 @@
 // nn.Module: named parameters, buffers and children, with PyTorch's dotted state-dict
 // names so checkpoints move between robust-moe and PyTorch unchanged.
+import { LipschitzError, type LipschitzNorm, type LipschitzOptions } from "../certify/lipschitz.js";
 import { noGrad } from "../tensor/autograd.js";
 import type { DType } from "../tensor/dtype.js";
 import { keep } from "../tensor/scope.js";
@@ -217,6 +218,16 @@ export abstract class Module {
   /** Number of trainable scalars. */
   parameterCount(): number {
     return this.parameters().reduce((n, p) => n + p.numel, 0);
+  }
+
+  /**
+   * An upper bound on this module's Lipschitz constant as a map of its input, in the given norm
+   * on input and output (L-inf -> L-inf or L2 -> L2; docs/CERTIFY.md). Layers that have one
+   * override this; the default refuses, so a network with a layer that states no bound never
+   * gets a made-up constant.
+   */
+  lipschitz(_norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    throw new LipschitzError(`no Lipschitz bound for ${this.constructor.name}: it does not implement lipschitz(norm)`);
   }
 
   /** Frees every parameter and buffer of this module tree. */

@@ -1,4 +1,12 @@
 // Parameter-free layers: thin module wrappers over functional ops.
+import {
+  adaptiveAvgPoolLipschitz,
+  checkNorm,
+  GELU_LIPSCHITZ,
+  LipschitzError,
+  type LipschitzNorm,
+  type LipschitzOptions,
+} from "../certify/lipschitz.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { adaptiveAvgPool2d, dropout, gelu, relu } from "./functional.js";
 import { Module } from "./module.js";
@@ -6,6 +14,12 @@ import { Module } from "./module.js";
 export class ReLU extends Module {
   forward(input: Tensor): Tensor {
     return relu(input);
+  }
+
+  /** 1: elementwise, slopes in {0, 1}. */
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    checkNorm(norm, "ReLU.lipschitz");
+    return 1;
   }
 }
 
@@ -16,6 +30,12 @@ export class GELU extends Module {
 
   forward(input: Tensor): Tensor {
     return gelu(input, this.approximate);
+  }
+
+  /** max |GELU'| = 1.1289 (not 1: GELU overshoots slope 1 near x = sqrt 2); elementwise, so the same in both norms. */
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    checkNorm(norm, "GELU.lipschitz");
+    return GELU_LIPSCHITZ[this.approximate];
   }
 }
 
@@ -28,12 +48,24 @@ export class Dropout extends Module {
   forward(input: Tensor): Tensor {
     return dropout(input, this.p, this.training);
   }
+
+  /** 1 in eval mode (the identity); refused in training mode, where the map is random. */
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    checkNorm(norm, "Dropout.lipschitz");
+    if (this.training) throw new LipschitzError("Dropout: no Lipschitz bound in training mode (a random map); call eval() first");
+    return 1;
+  }
 }
 
 /** Returns its input: a placeholder (e.g. an empty residual shortcut). */
 export class Identity extends Module {
   forward(input: Tensor): Tensor {
     return input.view(...input.shape);
+  }
+
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    checkNorm(norm, "Identity.lipschitz");
+    return 1;
   }
 }
 
@@ -48,6 +80,12 @@ export class Flatten extends Module {
   forward(input: Tensor): Tensor {
     return input.flatten(this.startDim, this.endDim);
   }
+
+  /** 1: a reshape keeps every norm. */
+  override lipschitz(norm: LipschitzNorm, _options?: LipschitzOptions): number {
+    checkNorm(norm, "Flatten.lipschitz");
+    return 1;
+  }
 }
 
 export class AdaptiveAvgPool2d extends Module {
@@ -57,5 +95,10 @@ export class AdaptiveAvgPool2d extends Module {
 
   forward(input: Tensor): Tensor {
     return adaptiveAvgPool2d(input, this.outputSize);
+  }
+
+  /** L-inf: 1. L2: exact from the window sizes, 1/sqrt(k) for a global average over k positions (needs options.inputShape). */
+  override lipschitz(norm: LipschitzNorm, options: LipschitzOptions = {}): number {
+    return adaptiveAvgPoolLipschitz(this.outputSize, norm, options.inputShape);
   }
 }
