@@ -1,5 +1,6 @@
 // robust-moe: the public API.
 export * as attacks from "./attacks/index.js";
+export * as certify from "./certify/index.js";
 export * as data from "./data/index.js";
 export * as evaluation from "./eval/index.js";
 

@@ -1,7 +1,7 @@
 // FAB, the Fast Adaptive Boundary attack (Croce & Hein, "Minimally distorted adversarial
 // examples with a fast adaptive boundary attack", ICML 2020), as AutoAttack runs it
 // (fra31/auto-attack: autoattack/fab_base.py, fab_pt.py, fab_projections.py). Re-implemented
-// from the paper and those files; docs/ATTACKS-FAB.md lists where this code differs.
+// from the paper and those files; docs/ATTACKS.md (FAB) lists where this code differs.
 //
 // FAB looks for the adversarial example of smallest L-inf or L2 norm. Each iteration
 // linearises the decision boundary at the current iterate x1: the boundary between y and

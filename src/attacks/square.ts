@@ -2,7 +2,7 @@
 // it (fra31/auto-attack, autoattack/square.py). It is the gradient-free member of AutoAttack's
 // standard suite: a random search that never looks at a gradient, so it is the attack that
 // catches gradient masking. Robustness numbers are compared with AutoAttack's, so every rule
-// below follows the official code, including its quirks (listed in docs/ATTACKS-SQUARE.md):
+// below follows the official code, including its quirks (listed in docs/ATTACKS.md, Square):
 //
 // - One window position (and, for L-inf, one ±eps value per channel) is drawn per iteration
 //   and shared by every sample still being attacked, exactly as square.py does. The result

@@ -1,6 +1,6 @@
 // Interval bound propagation (IBP; Gowal et al. 2018) in the L-inf ball: lower and upper bounds
 // on every output of a module for all inputs in a box, by one rule per module class. The rules
-// are sound in exact arithmetic (see "Floating point" in docs/CERTIFY-IBP.md) and exact per
+// are sound in exact arithmetic (see "Floating point" in docs/CERTIFY.md (IBP)) and exact per
 // coordinate for affine and monotone layers; the looseness comes from composing them.
 //
 // Beyond plain intervals, a classifier gets bounds on the pairwise differences of its logits
@@ -669,7 +669,7 @@ export interface IbpCertifyOptions extends IbpOptions {
   batchSize?: number;
   /**
    * Certified iff the margin's lower bound is > minMargin (default 0). A small positive value
-   * buys slack for the rounding of float32 propagation (docs/CERTIFY-IBP.md, "Floating point").
+   * buys slack for the rounding of float32 propagation (docs/CERTIFY.md (IBP), "Floating point").
    */
   minMargin?: number;
 }

@@ -4,20 +4,27 @@
 // provably the prediction everywhere in the ball (within [0, 1])?
 //   ibp        interval bounds (CROWN-IBP with refine), L-inf; a MoE's route reasoning included
 //   smoothing  randomized smoothing (Cohen et al.), L2, probabilistic at confidence 1 - alpha
+//   lipschitz  the paper's Lipschitz-margin radius (Thm 5.4; Thm 5.5 for a dual model), L-inf or
+//              L2; a certified sample must also be classified correctly by the model itself
 
 import { withEvalMode } from "../attacks/attack.js";
 import type { ImageDataset } from "../data/dataset.js";
 import { DataLoader } from "../data/loader.js";
+import { DualModel } from "../models/dual.js";
 import type { Module, UnaryModule } from "../nn/module.js";
 import { noGrad } from "../tensor/autograd.js";
 import { dispose, scope } from "../tensor/scope.js";
 import { ibpCertify } from "./ibp.js";
+import type { ModelConstants } from "./lipschitz-radius.js";
+import { type DualAlphaCertificate, dualLipschitzRadius, lipschitzRadius } from "./lipschitz-radius.js";
 import { ABSTAIN, Smooth } from "./smoothing.js";
 
-export type CertifyMethod = "ibp" | "smoothing";
+export type CertifyMethod = "ibp" | "smoothing" | "lipschitz";
 
 export interface CertifyRunOptions {
   method: CertifyMethod;
+  /** lipschitz only: 'linf' (default) or 'l2'. */
+  norm?: "linf" | "l2";
   /** Radii, increasing (L-inf for ibp, L2 for smoothing). */
   eps: readonly number[];
   /** First n images (default all). */
@@ -42,7 +49,7 @@ export interface CertifyRunResult {
   certifiedAccuracy: number[];
   /** certified[i][s]: sample s is certified correct at eps[i]. */
   certified: boolean[][];
-  /** smoothing: each sample's certified L2 radius (0 when abstaining or wrong). */
+  /** smoothing and lipschitz: each sample's certified radius (0 when abstaining or wrong). */
   radius?: number[];
   seconds: number;
 }
@@ -61,6 +68,10 @@ export function certifyDataset(model: Module & UnaryModule, dataset: ImageDatase
   let clean = 0;
   let done = 0;
   const smooth = o.method === "smoothing" ? new Smooth(model, { sigma: o.sigma ?? 0.25, seed: o.seed ?? 0 }) : null;
+  const lipNorm = o.norm ?? "linf";
+  // The layers' constants depend on the weights only: computed on the first batch, then reused.
+  let constants: ModelConstants | undefined;
+  let dualConstants: { standard: ModelConstants; robust: ModelConstants } | undefined;
   try {
     withEvalMode(model, () => {
       for (const batch of loader.epoch(0)) {
@@ -75,7 +86,37 @@ export function certifyDataset(model: Module & UnaryModule, dataset: ImageDatase
           const labels = y.toFlatArray();
           const ok = noGrad(() => model.forward(x).argmax(1).eq(y).toFlatArray());
           clean += ok.filter((v) => v !== 0).length;
-          if (o.method === "ibp") {
+          if (o.method === "lipschitz") {
+            const radii = (() => {
+              if (model instanceof DualModel) {
+                const c = dualLipschitzRadius(model, x, {
+                  norm: lipNorm,
+                  labels: y,
+                  ...(dualConstants === undefined
+                    ? {}
+                    : { standardConstants: dualConstants.standard, robustConstants: dualConstants.robust }),
+                });
+                dualConstants = { standard: c.standard.constants, robust: c.robust.constants };
+                const a = c.alphas[0] as DualAlphaCertificate;
+                return a.radius.map((rad, s) =>
+                  (a.correct?.[s] ?? false) && (a.agreesWithModel[s] ?? false) && ok[s] !== 0 ? rad : 0,
+                );
+              }
+              const c = lipschitzRadius(model, x, {
+                norm: lipNorm,
+                labels: y,
+                ...(constants === undefined ? {} : { constants }),
+              });
+              constants = c.constants;
+              return c.radius.map((rad, s) =>
+                (c.correct?.[s] ?? false) && (c.agreesWithModel[s] ?? false) && ok[s] !== 0 ? rad : 0,
+              );
+            })();
+            radius.push(...radii);
+            eps.forEach((e, i) => {
+              certified[i]?.push(...radii.map((rad) => rad > e));
+            });
+          } else if (o.method === "ibp") {
             const r = ibpCertify(model, x, y, eps, { batchSize: 64 });
             r.certified.forEach((row, i) => {
               certified[i]?.push(...row);
@@ -107,13 +148,13 @@ export function certifyDataset(model: Module & UnaryModule, dataset: ImageDatase
   }
   return {
     method: o.method,
-    norm: o.method === "ibp" ? "linf" : "l2",
+    norm: o.method === "ibp" ? "linf" : o.method === "smoothing" ? "l2" : lipNorm,
     n: done,
     cleanAccuracy: done === 0 ? 0 : clean / done,
     eps,
     certifiedAccuracy: certified.map((row) => (done === 0 ? 0 : row.filter(Boolean).length / done)),
     certified,
-    ...(o.method === "smoothing" ? { radius } : {}),
+    ...(o.method !== "ibp" ? { radius } : {}),
     seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -11,16 +11,19 @@ import { machineInfo, writeFileAtomic } from "../train/run-dir.js";
 import { parseOptions } from "./args.js";
 import { runCommand, UsageError } from "./eval-command.js";
 
-const USAGE = `usage: rmoe certify --ckpt FILE --data cifar10 [--method ibp|smoothing] [--eps LIST] [--n N] [options]
+const USAGE = `usage: rmoe certify --ckpt FILE --data cifar10 [--method ibp|smoothing|lipschitz] [--eps LIST] [--n N] [options]
 
 Certified accuracy: the fraction of images whose label is provably the model's prediction
 everywhere in the ball of each radius (docs/CERTIFY.md).
   ibp        interval bound propagation, L-inf (through the MoE's router and experts and the
              dual model); deterministic and sound
   smoothing  randomized smoothing (Cohen et al. 2019), L2; holds with probability 1 - alpha
+  lipschitz  the paper's Lipschitz-margin radius (Theorem 5.4; 5.5 for a dual model), --norm
+             linf or l2; on a normally trained ResNet the bound is vacuous, and says so
 
 options:
-  --method M           ibp (default) or smoothing
+  --method M           ibp (default), smoothing or lipschitz
+  --norm N             lipschitz: linf (default) or l2
   --eps LIST           radii, comma-separated (default 1/255,2/255,4/255,8/255 for ibp;
                        0.125,0.25,0.5,1 for smoothing)
   --n N                images (default 100)       --split S   default: the test split
@@ -47,6 +50,7 @@ export async function certifyCommand(argv: readonly string[]): Promise<number> {
           ckpt: { type: "string" },
           data: { type: "string" },
           method: { type: "string", default: "ibp" },
+          norm: { type: "string", default: "linf" },
           eps: { type: "string" },
           n: { type: "int", default: 100, min: 1 },
           split: { type: "string" },
@@ -69,14 +73,17 @@ export async function certifyCommand(argv: readonly string[]): Promise<number> {
     if (typeof o.data !== "string" || !isEvalDataset(o.data))
       throw new UsageError("rmoe certify: --data cifar10|tinyimagenet is required");
     const method = o.method as string;
-    if (method !== "ibp" && method !== "smoothing")
-      throw new UsageError(`rmoe certify: --method must be ibp or smoothing, got '${method}'`);
+    if (method !== "ibp" && method !== "smoothing" && method !== "lipschitz")
+      throw new UsageError(`rmoe certify: --method must be ibp, smoothing or lipschitz, got '${method}'`);
+    if (o.norm !== "linf" && o.norm !== "l2")
+      throw new UsageError(`rmoe certify: --norm must be linf or l2, got '${String(o.norm)}'`);
     if (!(MODEL_KINDS as readonly string[]).includes(o.kind as string))
       throw new UsageError(`rmoe certify: --kind must be one of ${MODEL_KINDS.join(", ")}, got '${String(o.kind)}'`);
     if (!((o.sigma as number) > 0)) throw new UsageError(`rmoe certify: --sigma must be > 0, got ${String(o.sigma)}`);
     if (!((o.alpha as number) > 0 && (o.alpha as number) < 1))
       throw new UsageError(`rmoe certify: --alpha must be in (0, 1), got ${String(o.alpha)}`);
-    const defaults = method === "ibp" ? "1/255,2/255,4/255,8/255" : "0.125,0.25,0.5,1";
+    const l2 = method === "smoothing" || (method === "lipschitz" && o.norm === "l2");
+    const defaults = l2 ? "0.125,0.25,0.5,1" : "1/255,2/255,4/255,8/255";
     let eps: number[];
     try {
       eps = ((o.eps as string | undefined) ?? defaults).split(",").map((e) => parseEps(e.trim()));
@@ -100,6 +107,7 @@ export async function certifyCommand(argv: readonly string[]): Promise<number> {
     try {
       const r = certifyDataset(model, dataset, {
         method: method as CertifyMethod,
+        norm: o.norm as "linf" | "l2",
         eps,
         n: o.n as number,
         sigma: o.sigma as number,
@@ -112,7 +120,7 @@ export async function certifyCommand(argv: readonly string[]): Promise<number> {
       const file: CertifyFile = {
         schema: CERTIFY_SCHEMA,
         version: CERTIFY_VERSION,
-        method: method === "ibp" ? "ibp" : "randomized-smoothing",
+        method: method === "smoothing" ? "randomized-smoothing" : method,
         norm: r.norm,
         data: { dataset: data, split, n: r.n },
         settings:
@@ -145,16 +153,26 @@ export async function certifyCommand(argv: readonly string[]): Promise<number> {
       const rows = [
         ["radius", "certified accuracy"],
         ...r.eps.map((e, i) => [
-          `${r.norm} ${method === "ibp" ? formatEps(e) : String(e)}`,
+          `${r.norm} ${r.norm === "linf" ? formatEps(e) : String(e)}`,
           percent(r.certifiedAccuracy[i] as number),
         ]),
       ];
       const how =
         method === "ibp"
           ? "IBP (sound, deterministic)"
-          : `randomized smoothing (sigma ${o.sigma}, ${o.samples} samples, holds with probability 1 - ${o.alpha})`;
+          : method === "lipschitz"
+            ? "Lipschitz margin, c = 2 (sound, deterministic)"
+            : `randomized smoothing (sigma ${o.sigma}, ${o.samples} samples, holds with probability 1 - ${o.alpha})`;
+      // Over the samples that have a certificate at all (wrong or abstained ones have radius 0).
+      const sorted = [...(r.radius ?? [])].filter((v) => v > 0).sort((a, b) => a - b);
+      const median = sorted.length === 0 ? null : (sorted[Math.floor(sorted.length / 2)] as number);
+      const vacuous = method === "lipschitz" && median !== null && median < 1e-4;
+      const radiusLine =
+        median === null
+          ? ""
+          : `median certified radius of the ${sorted.length} samples with one: ${median.toExponential(2)}${vacuous ? " (vacuous: the Lipschitz bound of a deep network is a product over its layers, astronomically loose)" : ""}\n`;
       process.stdout.write(
-        `certified accuracy of ${ckpt} on ${data} (${split}), n=${r.n}, ${how}\nclean accuracy ${percent(r.cleanAccuracy)}\n${alignColumns(rows, "lr")}\n(${r.seconds.toFixed(1)} s)\n`,
+        `certified accuracy of ${ckpt} on ${data} (${split}), n=${r.n}, ${how}\nclean accuracy ${percent(r.cleanAccuracy)}\n${radiusLine}${alignColumns(rows, "lr")}\n(${r.seconds.toFixed(1)} s)\n`,
       );
       return 0;
     } finally {

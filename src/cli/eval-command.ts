@@ -43,8 +43,8 @@ export const COMMON_HELP = `  --ckpt FILE          a checkpoint written by saveC
 
 const ATTACK_LIST_HELP = `attacks: fgsm, pgd<steps> (e.g. pgd10, pgd50; L-inf/L2 PGD with step eps/4, which is 2/255
   at 8/255), apgd-ce, apgd-dlr (APGD on CE / DLR), apgd-t (targeted APGD-DLR, 9 targets),
-  square (gradient-free random search, Square-style), aa (AutoAttack-style ensemble:
-  APGD-CE, APGD-T, random search)`;
+  square (the Square attack, --queries), aa (AutoAttack standard: APGD-CE, APGD-T, FAB-T,
+  Square), aa-plus, aa-rand (AutoAttack's other versions), aa-fast (a cheaper, weaker suite)`;
 
 export const EVAL_USAGE = `usage: rmoe eval --ckpt FILE --data cifar10|tinyimagenet [options]
        rmoe eval merge FLAGS... --out REPORT [--json] [--save-flags FILE]

@@ -3,6 +3,7 @@
 import { attackCommand } from "./attack-command.js";
 import { certifyCommand } from "./certify-command.js";
 import { dataCommand } from "./data-command.js";
+import { demoCommand } from "./demo-command.js";
 import { dualCommand } from "./dual-command.js";
 import { evalCommand } from "./eval-command.js";
 import { reportCommand } from "./report-command.js";
@@ -13,6 +14,8 @@ import { trainCommand } from "./train-command.js";
 const USAGE = `usage: rmoe <command> [options]
 
 commands:
+  demo [--out DIR] [--quick]                 the whole pipeline on real CIFAR-10: train, attack,
+                                             certify, sweep alpha, report (docs/DEMO.md)
   smoke [--steps N] [--width W] [--batch B]   engine smoke run: LibTorch info, then a ResNet18
                                              fitting one fixed batch (loss must fall)
   data prepare|verify|path <cifar10|tinyimagenet> [--root DIR] [--from PATH]
@@ -56,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       return sweepCommand(rest);
     case "certify":
       return certifyCommand(rest);
+    case "demo":
+      return demoCommand(rest);
     case "report":
       return reportCommand(rest);
     case undefined:

@@ -128,8 +128,11 @@ describe("presets", () => {
       [2, 2, 512, 2, 0],
     );
     const cpu = fromFile(presetPath("cpu-cifar10"));
-    assert.deepEqual([cpu.model.experts, cpu.model.width, cpu.model.k, cpu.data.trainSize, cpu.threads], [4, 8, 1, 10000, 2]);
-    assert.deepEqual([cpu.attack.eps, cpu.attack.stepSize, cpu.attack.steps], [8 / 255, 2 / 255, 5]);
+    assert.deepEqual(
+      [cpu.model.experts, cpu.model.width, cpu.model.k, cpu.data.trainSize, cpu.threads, cpu.epochs],
+      [4, 8, 1, 5000, 2, 6],
+    );
+    assert.deepEqual([cpu.attack.eps, cpu.attack.stepSize, cpu.attack.steps], [8 / 255, 2 / 255, 3]);
   });
 
   const methodMd = join(sharedRoot, "spec", "METHOD.md");
