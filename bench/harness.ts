@@ -29,6 +29,12 @@ export interface BenchOptions {
   warmup: number | undefined;
   /** Modes to run (undefined: all of the benchmark's modes). */
   modes: string[] | undefined;
+  /** PGD iterations of a training attack (undefined: the benchmark's default; only `train` reads it). */
+  pgdSteps: number | undefined;
+  /** Images to evaluate (undefined: the benchmark's default; only `autoattack` reads it). */
+  n?: number | undefined;
+  /** Directory holding the official code's package (only `autoattack` reads it). */
+  official?: string | undefined;
   quick: boolean;
   /** Seconds to wait for an idle machine before each measurement. */
   maxWait: number;
@@ -339,6 +345,7 @@ function runChild(command: string, args: string[], env: Record<string, string>, 
 function workerArgs(opts: BenchOptions, steps: number, warmup: number): string[] {
   const args = ["--batch", `${opts.batch}`, "--width", `${opts.width}`, "--threads", `${opts.threads}`];
   args.push("--steps", `${steps}`, "--warmup", `${warmup}`);
+  if (opts.pgdSteps !== undefined) args.push("--pgd-steps", `${opts.pgdSteps}`);
   if (opts.profile) args.push("--profile");
   return args;
 }

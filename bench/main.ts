@@ -13,6 +13,8 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   optim: async () => (await import("./optim.js")).optim,
   moe: async () => (await import("./moe.js")).moe,
   attack: async () => (await import("./attack.js")).attack,
+  train: async () => (await import("./train.js")).train,
+  autoattack: async () => (await import("./autoattack.js")).autoattack,
   data: async () => {
     const { runDataBench } = await import("./data.js");
     return {
@@ -37,6 +39,9 @@ options:
   --steps N          timed steps per measurement (default: per mode)
   --warmup N         untimed steps before them (default: per mode)
   --modes a,b        modes to run (default: all)
+  --pgd-steps N      PGD iterations of the training attack (train: 10)
+  --n N              images to evaluate (autoattack: 1000)
+  --official DIR     the official AutoAttack code, the folder holding autoattack/ (autoattack: /tmp/aa_official)
   --quick            smoke-test size: width 16, batch 32, 1 round (explicit options win)
   --max-wait S       seconds to wait for an idle machine before each measurement (default 600)
   --idle-threshold C other processes' CPU use, in cores, that counts as contention (default 0.15)
@@ -72,6 +77,9 @@ async function main(argv: string[]): Promise<void> {
       steps: { type: "string" },
       warmup: { type: "string" },
       modes: { type: "string" },
+      "pgd-steps": { type: "string" },
+      n: { type: "string" },
+      official: { type: "string" },
       quick: { type: "boolean", default: false },
       "max-wait": { type: "string" },
       "idle-threshold": { type: "string" },
@@ -105,6 +113,9 @@ async function main(argv: string[]): Promise<void> {
     steps: positiveInt("steps", values.steps) ?? d.steps,
     warmup: warmup ?? d.warmup,
     modes: values.modes?.split(",").map((m) => m.trim()) ?? d.modes,
+    pgdSteps: positiveInt("pgd-steps", values["pgd-steps"]) ?? d.pgdSteps,
+    n: positiveInt("n", values.n) ?? d.n,
+    official: values.official ?? d.official,
     quick: values.quick,
     maxWait: nonNegative("max-wait", values["max-wait"]) ?? 600,
     idleThreshold: nonNegative("idle-threshold", values["idle-threshold"]) ?? 0.15,
