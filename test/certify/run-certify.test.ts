@@ -69,7 +69,7 @@ describe("rmoe certify", () => {
       const ckpt = join(dir, "moe.safetensors");
       saveCheckpoint(ckpt, moe);
       moe.dispose();
-      for (const method of ["ibp", "smoothing"]) {
+      for (const method of ["ibp", "smoothing", "lipschitz"]) {
         const out = join(dir, `${method}.json`);
         const r = spawnSync(
           process.execPath,
@@ -96,7 +96,7 @@ describe("rmoe certify", () => {
         assert.equal(r.status, 0, r.stderr);
         assert.match(r.stdout, /certified accuracy/);
         const file = parseCertify(JSON.parse(readFileSync(out, "utf8")), out);
-        assert.equal(file.norm, method === "ibp" ? "linf" : "l2");
+        assert.equal(file.norm, method === "smoothing" ? "l2" : "linf");
         assert.equal(file.curves[0]?.kind, "rt-er");
         assert.equal(file.curves[0]?.points.length, 4);
       }
@@ -104,7 +104,7 @@ describe("rmoe certify", () => {
         encoding: "utf8",
       });
       assert.equal(bad.status, 2);
-      assert.match(bad.stderr, /--method must be ibp or smoothing/);
+      assert.match(bad.stderr, /--method must be ibp, smoothing or lipschitz, got 'magic'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
