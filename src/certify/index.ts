@@ -1,5 +1,14 @@
 // Certified robustness (METHOD.md section 5 and beyond): Lipschitz-margin radii, interval bound
 // propagation (with CROWN), randomized smoothing, and the dataset runner behind rmoe certify.
+
+export {
+  type BatchCertificates,
+  BatchCertifier,
+  CERTIFY_METHODS,
+  type CertifierOptions,
+  certifyNorm,
+  checkCertifyEps,
+} from "./batch-certifier.js";
 export { clopperPearsonInterval, clopperPearsonLower, clopperPearsonUpper } from "./clopper-pearson.js";
 export { crownRefiner } from "./crown.js";
 export { type IbpCertifyOptions, type IbpCertifyResult, ibpBounds, ibpCertify, ibpClassifierBounds } from "./ibp.js";

@@ -3,6 +3,7 @@
 // the dataset.
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import type { Norm } from "../attacks/attack.js";
+import { CERTIFY_METHODS, type CertifyMethod, certifyNorm } from "../certify/batch-certifier.js";
 import type { ImageDataset } from "../data/dataset.js";
 import { type Progress, streamProgress } from "../data/progress.js";
 import { parseAttackList } from "../eval/attack-spec.js";
@@ -13,6 +14,7 @@ import { evaluateRecord, reportFromRecord } from "../eval/evaluate.js";
 import { loadRecord, saveRecord } from "../eval/flags-file.js";
 import { mergeRecords } from "../eval/merge.js";
 import { checkModelFitsData } from "../eval/model-fit.js";
+import type { CertifySettings } from "../eval/options.js";
 import { formatReportJson, formatReportTable } from "../eval/report-format.js";
 import { parseShard, type Shard } from "../eval/shard.js";
 import { loadCheckpoint, readCheckpointConfig } from "../io/checkpoint.js";
@@ -65,6 +67,14 @@ ${COMMON_HELP.replace("DEFAULT_N", "1000").replace(
   --moe-steps K        PGD steps of RA-E and RA-R (default 50)
   --no-moe-attacks     skip RA-E and RA-R (expert usage and route flips are still reported)
   --masking-checks     run the gradient-masking checks on the first batch and print them
+  --certify M          certified accuracy beside SA and RA (docs/CERTIFY.md): ibp (L-inf),
+                       smoothing (L2, randomized smoothing) or lipschitz (--certify-norm); a
+                       certified sample that an attack at the same radius broke is flagged
+  --certify-eps LIST   its radii (default: the --eps list when the norms agree, else
+                       0.125,0.25,0.5,1)
+  --certify-norm N     lipschitz: linf (default) or l2
+  --sigma S            smoothing noise std (0.25)   --samples N  its Monte Carlo samples (1000)
+  --certify-alpha A    smoothing failure probability (0.001)
   --confidence L       level of the Clopper-Pearson intervals (default 0.95)
   --save-flags FILE    write every per-sample flag (JSON) so that runs combine
   --shard I/N          evaluate only shard I of N (batches I-1, I-1+N, ...; needs --save-flags);
@@ -262,6 +272,59 @@ export async function evalMergeCommand(argv: readonly string[]): Promise<number>
   });
 }
 
+/** The --certify options of `rmoe eval` and `rmoe sweep`. */
+export const CERTIFY_OPTIONS: Record<string, OptionSpec> = {
+  certify: { type: "string" },
+  "certify-eps": { type: "string" },
+  "certify-norm": { type: "string", default: "linf" },
+  sigma: { type: "float", default: 0.25 },
+  samples: { type: "int", default: 1000, min: 1 },
+  "certify-alpha": { type: "float", default: 0.001 },
+};
+
+/** rmoe certify's default radii, by the certificate's norm. */
+export function defaultCertifyEps(norm: "linf" | "l2"): number[] {
+  return norm === "l2" ? [0.125, 0.25, 0.5, 1] : [1 / 255, 2 / 255, 4 / 255, 8 / 255];
+}
+
+/**
+ * --certify and its settings, checked (null without --certify). Without --certify-eps the
+ * radii are fallbackEps's for the certificate's norm, or (no fallback) the evaluation's.
+ */
+export function certifyOption(
+  o: ParsedOptions,
+  command = "rmoe eval",
+  fallbackEps?: (norm: "linf" | "l2") => number[],
+): CertifySettings | null {
+  const method = o.certify as string | undefined;
+  if (method === undefined) return null;
+  if (!(CERTIFY_METHODS as readonly string[]).includes(method))
+    throw new UsageError(`${command}: --certify must be one of ${CERTIFY_METHODS.join(", ")}, got '${method}'`);
+  const norm = o["certify-norm"];
+  if (norm !== "linf" && norm !== "l2")
+    throw new UsageError(`${command}: --certify-norm must be linf or l2, got '${String(norm)}'`);
+  if (!((o.sigma as number) > 0)) throw new UsageError(`${command}: --sigma must be > 0, got ${String(o.sigma)}`);
+  const alpha = o["certify-alpha"] as number;
+  if (!(alpha > 0 && alpha < 1)) throw new UsageError(`${command}: --certify-alpha must be in (0, 1), got ${alpha}`);
+  let eps: number[] | undefined;
+  if (typeof o["certify-eps"] === "string") {
+    try {
+      eps = [...new Set(o["certify-eps"].split(",").map((e) => parseEps(e.trim())))].sort((a, b) => a - b);
+    } catch (e) {
+      throw new UsageError(`${command}: --certify-eps: ${(e as Error).message}`);
+    }
+  }
+  if (eps === undefined && fallbackEps !== undefined) eps = fallbackEps(certifyNorm({ method: method as CertifyMethod, norm }));
+  return {
+    method: method as CertifyMethod,
+    norm,
+    ...(eps === undefined ? {} : { eps }),
+    sigma: o.sigma as number,
+    samples: o.samples as number,
+    alpha,
+  };
+}
+
 /** `rmoe eval ...`; returns the exit code (0 ok, 1 error, 2 usage error). */
 export async function evalCommand(argv: readonly string[]): Promise<number> {
   if (argv[0] === "merge") {
@@ -285,6 +348,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
         "moe-steps": { type: "int", default: 50, min: 1 },
         "no-moe-attacks": { type: "flag" },
         "masking-checks": { type: "flag" },
+        ...CERTIFY_OPTIONS,
         confidence: { type: "float" },
         "save-flags": { type: "string" },
         shard: { type: "string" },
@@ -309,6 +373,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
       throw new UsageError(`rmoe eval: --confidence must be in (0, 1), got ${confidence}`);
     }
     const attacks = parseAttackList(o.attacks as string);
+    const certify = certifyOption(o);
     const { model, dataset } = loadTarget(s);
     try {
       const total = shardSampleCount(dataset, { limit: s.n, batchSize: s.batch, shard }) ?? 0;
@@ -324,6 +389,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
         moeAttacks: o["no-moe-attacks"] !== true,
         moeSteps: o["moe-steps"] as number,
         maskingChecks: o["masking-checks"] === true,
+        certify,
         n: s.n,
         batchSize: s.batch,
         ...(s.resize === undefined ? {} : { resize: s.resize }),

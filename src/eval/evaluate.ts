@@ -23,15 +23,19 @@ export function evaluateRecord(model: Classifier, data: EvalData, options: Robus
   const record = newRecord(plan.header);
   const metrics = buildMetrics(record, plan.means);
   const moeStages = metrics.members.reduce((s, m) => s + m.attacks.length, 0);
-  runEvaluation(model, data, record, metrics.measured, {
-    what,
-    ...(options.n === undefined ? {} : { n: options.n }),
-    ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
-    ...(options.resize === undefined ? {} : { resize: options.resize }),
-    members: plan.members,
-    stages: metrics.curves.flat().length + moeStages,
-    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-  });
+  try {
+    runEvaluation(model, data, record, metrics.measured, {
+      what,
+      ...(options.n === undefined ? {} : { n: options.n }),
+      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+      ...(options.resize === undefined ? {} : { resize: options.resize }),
+      members: plan.members,
+      stages: metrics.curves.flat().length + moeStages,
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    });
+  } finally {
+    plan.means.certifier?.dispose();
+  }
   return record;
 }
 

@@ -4,14 +4,22 @@
 import { type Classifier, checkCount, checkEps, type Norm } from "../attacks/attack.js";
 import type { MaskingCheckOptions } from "../attacks/masking-checks.js";
 import { defaultEps } from "../attacks/pgd.js";
+import {
+  BatchCertifier,
+  CERTIFY_METHODS,
+  type CertifierOptions,
+  certifyNorm,
+  checkCertifyEps,
+} from "../certify/batch-certifier.js";
 import { ImageDataset } from "../data/dataset.js";
+import { Module } from "../nn/module.js";
 import { type AttackSpec, DEFAULT_APGD_STEPS, DEFAULT_QUERIES, toAttackSpecs } from "./attack-spec.js";
 import { DEFAULT_EVAL_BATCH, type EvalData, sampleCount } from "./batches.js";
 import { checkConfidence, DEFAULT_CONFIDENCE } from "./confidence.js";
 import { formatEps } from "./eps.js";
 import { type MoEMember, moeMembers, summarizeModel } from "./model-summary.js";
 import { DEFAULT_MOE_ATTACKS, type MoEAttackDefinition, routerObjective } from "./moe-attacks.js";
-import type { EvalHeader } from "./record.js";
+import type { CertifyHeader, EvalHeader } from "./record.js";
 import type { RunMeans } from "./report-builder.js";
 import type { EvalProgress } from "./run-evaluation.js";
 import { DEFAULT_EVAL_SEED } from "./seeds.js";
@@ -52,6 +60,12 @@ export interface RobustnessOptions {
   moeSteps?: number;
   /** Run checkGradientMasking on the first batch (true, or its options; eps and norm default to the evaluation's). */
   maskingChecks?: boolean | MaskingCheckOptions;
+  /**
+   * Certified accuracy beside SA and RA: the method (ibp, smoothing, lipschitz; see
+   * certify/batch-certifier.ts) and its radii (default: the evaluation's eps and curve radii
+   * when the certificate's norm is the evaluation's, else 0.125, 0.25, 0.5, 1 in L2). Default none.
+   */
+  certify?: CertifySettings | null;
   /** Evaluate only the first n samples. Default all. */
   n?: number;
   /** Batch size when data is a dataset. Default 100. */
@@ -74,6 +88,41 @@ export interface RobustnessOptions {
   /** Copied into the report's source field. */
   source?: { checkpoint?: string; dataset?: string; split?: string };
   onProgress?: (p: EvalProgress) => void;
+}
+
+export interface CertifySettings extends CertifierOptions {
+  eps?: readonly number[];
+}
+
+/** Default L2 radii of a certificate whose norm differs from the evaluation's (those of rmoe certify). */
+export const DEFAULT_L2_CERTIFY_EPS: readonly number[] = [0.125, 0.25, 0.5, 1];
+
+function resolveCertify(
+  what: string,
+  model: Classifier,
+  c: CertifySettings,
+  norm: Norm,
+  curveEps: readonly number[],
+): CertifyHeader {
+  if (!(model instanceof Module))
+    throw new TypeError(`${what}: certify needs a Module (its layers are bounded one by one), got a plain function`);
+  if (!(CERTIFY_METHODS as readonly string[]).includes(c.method))
+    throw new RangeError(`${what}: certify method '${String(c.method)}' is not one of ${CERTIFY_METHODS.join(", ")}`);
+  const certNorm = certifyNorm(c);
+  const eps = [...(c.eps ?? (certNorm === norm ? curveEps : DEFAULT_L2_CERTIFY_EPS))].sort((a, b) => a - b);
+  checkCertifyEps(`${what}: certify`, eps);
+  const smoothing =
+    c.method === "smoothing"
+      ? { sigma: c.sigma ?? 0.25, n0: c.n0 ?? 100, samples: c.samples ?? 1000, alpha: c.alpha ?? 0.001 }
+      : null;
+  if (smoothing !== null) {
+    if (!(smoothing.sigma > 0)) throw new RangeError(`${what}: certify sigma must be > 0, got ${smoothing.sigma}`);
+    if (!(smoothing.alpha > 0 && smoothing.alpha < 1))
+      throw new RangeError(`${what}: certify alpha must be in (0, 1), got ${smoothing.alpha}`);
+    checkCount(what, "certify n0", smoothing.n0, 1);
+    checkCount(what, "certify samples", smoothing.samples, 1);
+  }
+  return { method: c.method, norm: certNorm, eps, smoothing };
 }
 
 export interface EvaluationPlan {
@@ -136,6 +185,7 @@ export function planEvaluation(model: Classifier, data: EvalData, options: Robus
     options.maskingChecks === undefined || options.maskingChecks === false
       ? null
       : { eps, norm, ...(options.maskingChecks === true ? {} : options.maskingChecks) };
+  const certify = options.certify == null ? null : resolveCertify(what, model, options.certify, norm, curveEps);
   const header: EvalHeader = {
     source: { checkpoint: src.checkpoint ?? null, dataset: src.dataset ?? null, split: src.split ?? null },
     model: summarizeModel(model),
@@ -163,11 +213,28 @@ export function planEvaluation(model: Classifier, data: EvalData, options: Robus
       routerObjective: routerObjective(m.moe),
       attacks: definitions.filter((d) => d.appliesTo?.(m.moe) ?? true).map((d) => ({ id: d.id, group: d.group })),
     })),
+    certify,
     objectives: [],
     classes,
     confidence,
     total: sampleCount(data, options.n) ?? 0,
     shard,
   };
-  return { header, means: { definitions: byId, masking }, members };
+  const certifier =
+    certify === null
+      ? null
+      : new BatchCertifier(model as Module & Classifier, {
+          method: certify.method,
+          norm: certify.norm,
+          ...(certify.smoothing === null
+            ? {}
+            : {
+                sigma: certify.smoothing.sigma,
+                n0: certify.smoothing.n0,
+                samples: certify.smoothing.samples,
+                alpha: certify.smoothing.alpha,
+                seed: seed ?? 0,
+              }),
+        });
+  return { header, means: { definitions: byId, masking, certifier }, members };
 }

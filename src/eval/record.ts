@@ -5,6 +5,7 @@
 // shards merged into one give exactly the report a single run gives.
 import type { Norm } from "../attacks/attack.js";
 import type { RouterObjective } from "../attacks/router-attack.js";
+import type { CertifyMethod } from "../certify/batch-certifier.js";
 import type { GatingMode } from "../models/moe.js";
 import type { MaskingResult, ModelSummary, ReportSource } from "./report.js";
 import type { Shard } from "./shard.js";
@@ -33,6 +34,17 @@ export interface ObjectiveHeader {
   cleanColumn: string;
 }
 
+/** The certificate an evaluation computes beside its attacks (`--certify`), every setting resolved. */
+export interface CertifyHeader {
+  method: CertifyMethod;
+  /** The norm of the certified balls: linf for ibp, l2 for smoothing, either for lipschitz. */
+  norm: Norm;
+  /** Radii, increasing. */
+  eps: number[];
+  /** Randomized smoothing's settings (null for the deterministic methods). */
+  smoothing: { sigma: number; n0: number; samples: number; alpha: number } | null;
+}
+
 /** What an evaluation ran: everything its report needs besides the per-sample flags. */
 export interface EvalHeader {
   source: ReportSource;
@@ -56,6 +68,8 @@ export interface EvalHeader {
     maskingChecks: boolean;
   };
   members: MemberHeader[];
+  /** Certified accuracy beside SA and RA, or null (older flags files lack the field: read as null). */
+  certify: CertifyHeader | null;
   /** Filled in at the first batch (they depend on the number of classes). */
   objectives: ObjectiveHeader[];
   /** Filled in at the first batch when neither the data nor the options name them. */

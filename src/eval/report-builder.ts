@@ -4,9 +4,11 @@
 // (definitions null), and the same result() calls give the same report. A new metric is a
 // new file under metrics/ plus a line here and a field in report.ts.
 import type { MaskingCheckOptions } from "../attacks/masking-checks.js";
+import type { BatchCertifier } from "../certify/batch-certifier.js";
 import { wholeModelSource } from "./adversarial-source.js";
 import { parseAttackSpec } from "./attack-spec.js";
 import type { Metric } from "./metric.js";
+import { CertifiedAccuracy } from "./metrics/certified.js";
 import { CleanAccuracy } from "./metrics/clean-accuracy.js";
 import { EpsCurves } from "./metrics/eps-curves.js";
 import { MaskingChecks } from "./metrics/masking.js";
@@ -24,6 +26,8 @@ import { REPORT_SCHEMA, REPORT_VERSION, type RobustnessReport } from "./report.j
 export interface RunMeans {
   definitions: ReadonlyMap<string, MoEAttackDefinition>;
   masking: MaskingCheckOptions | null;
+  /** The certificate's runner (--certify), owned by the caller; null without one. */
+  certifier: BatchCertifier | null;
 }
 
 export interface MemberMetrics {
@@ -44,6 +48,7 @@ export interface EvalMetrics {
   members: MemberMetrics[];
   zeroGradients: ZeroGradients;
   masking: MaskingChecks;
+  certified: CertifiedAccuracy | null;
   /** The metrics that measure batches, in the order they run on each batch. */
   measured: Metric<unknown>[];
 }
@@ -102,6 +107,8 @@ export function buildMetrics(record: EvalRecord, means: RunMeans | null): EvalMe
     members.flatMap((m) => m.attacks),
   );
   const masking = new MaskingChecks(record, means?.masking ?? null);
+  const certify = h.certify ?? null;
+  const certified = certify === null ? null : new CertifiedAccuracy(record, certify, means?.certifier ?? null, curves.flat());
   return {
     clean,
     curves,
@@ -112,6 +119,7 @@ export function buildMetrics(record: EvalRecord, means: RunMeans | null): EvalMe
     members,
     zeroGradients,
     masking,
+    certified,
     measured: [
       clean,
       masking,
@@ -119,6 +127,7 @@ export function buildMetrics(record: EvalRecord, means: RunMeans | null): EvalMe
       ...members.map((m) => m.routes),
       ...members.flatMap((m) => m.attacks),
       zeroGradients,
+      ...(certified === null ? [] : [certified]),
     ],
   };
 }
@@ -165,6 +174,7 @@ export function reportOf(record: EvalRecord): RobustnessReport {
     })),
     zeroGradients: m.zeroGradients.result(),
     masking: m.masking.result(),
+    certified: m.certified?.result() ?? null,
     seconds: record.elapsed,
   };
 }

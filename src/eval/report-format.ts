@@ -1,7 +1,7 @@
 // A RobustnessReport as text: an aligned table for people (`rmoe eval`) and JSON for
 // machines (`rmoe eval --json`; the fields are documented in docs/EVAL.md).
 import { formatEps } from "./eps.js";
-import type { Interval, MoEAttackResult, MoEResult, RobustnessReport } from "./report.js";
+import type { CertifiedResult, Interval, MoEAttackResult, MoEResult, RobustnessReport } from "./report.js";
 
 export function percent(v: number | null): string {
   return v === null || !Number.isFinite(v) ? "-" : `${(100 * v).toFixed(2)}%`;
@@ -140,6 +140,7 @@ export function formatReportTable(r: RobustnessReport): string {
   if (r.attacks.length > 0) lines.push("  (RA counts a sample as robust only when it is also correct on the clean image)");
   if (r.model.kind === "dual") lines.push("  (every RA above attacks the dual model end to end)");
   if (r.curves.eps.length > 1 && r.curves.attacks.length > 0) lines.push("", curveSection(r));
+  if (r.certified !== undefined && r.certified !== null) lines.push("", certifiedSection(r, r.certified, ci));
 
   for (const m of r.moe) lines.push("", moeSection(m, ci));
 
@@ -170,6 +171,35 @@ export function formatReportTable(r: RobustnessReport): string {
   }
   lines.push("", `${r.seconds.toFixed(1)} s`);
   return `${lines.join("\n")}\n`;
+}
+
+/** Certified accuracy per radius (--certify), and any certificate an attack broke. */
+function certifiedSection(r: RobustnessReport, c: CertifiedResult, ci: string): string {
+  const how =
+    c.method === "ibp"
+      ? "IBP with CROWN refinement, L-inf (sound, deterministic)"
+      : c.method === "lipschitz"
+        ? `Lipschitz margin (Theorem 5.4/5.5), ${c.norm === "linf" ? "L-inf" : "L2"} (sound, deterministic)`
+        : `randomized smoothing, L2, sigma ${c.smoothing?.sigma}, ${c.smoothing?.samples} samples (holds with probability 1 - ${c.smoothing?.alpha}; certifies the smoothed classifier)`;
+  const rows = [["certified accuracy", "radius", "accuracy", "count", ci]];
+  for (const p of c.points) {
+    rows.push([
+      "",
+      c.norm === "linf" ? formatEps(p.eps) : String(p.eps),
+      percent(p.accuracy),
+      `${p.correct}/${r.n}`,
+      intervalText(p.interval),
+    ]);
+  }
+  const out = [`certified: ${how}, ${c.seconds.toFixed(1)} s`, alignColumns(rows, "lrrrr")];
+  for (const p of c.points) {
+    for (const b of p.brokenByAttacks) {
+      out.push(
+        `  UNSOUND: ${b.samples.length} sample(s) certified at ${formatEps(p.eps)} broken by ${b.attack} (samples ${b.samples.slice(0, 10).join(", ")}${b.samples.length > 10 ? ", ..." : ""}): please report this`,
+      );
+    }
+  }
+  return out.join("\n");
 }
 
 /** RA against eps: one row per attack, one column per radius. */

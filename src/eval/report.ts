@@ -5,6 +5,7 @@ import type { Norm } from "../attacks/attack.js";
 import type { MaskingReport } from "../attacks/masking-checks.js";
 import type { RouterObjective } from "../attacks/router-attack.js";
 import type { Interval } from "./confidence.js";
+import type { CertifyHeader } from "./record.js";
 import type { Shard } from "./shard.js";
 
 export type { Interval } from "./confidence.js";
@@ -13,7 +14,8 @@ export const REPORT_SCHEMA = "robust-moe.robustness-report";
 /**
  * 2: RA-E, RA-R and the real-MoE accuracies count a sample only when the model they
  * describe is also correct on the clean x (version 1 counted plain means); intervals,
- * eps curves, zero-gradient flags and shard fields added.
+ * eps curves, zero-gradient flags and shard fields added. Added since without a bump (new
+ * fields only, old readers ignore them): certified.
  */
 export const REPORT_VERSION = 2;
 
@@ -197,6 +199,22 @@ export interface MaskingResult extends MaskingReport {
   n: number;
 }
 
+/** Certified accuracy at one radius (a certified sample is also correct on x). */
+export interface CertifiedPoint extends Score {
+  eps: number;
+  /**
+   * Certified samples that an attack of the same evaluation broke at this radius: always
+   * empty for a sound certificate (a non-empty list is a bug report, with sample indices).
+   */
+  brokenByAttacks: { attack: string; samples: number[] }[];
+}
+
+/** `--certify`: the certificate, its settings, and certified accuracy per radius. */
+export interface CertifiedResult extends CertifyHeader {
+  points: CertifiedPoint[];
+  seconds: number;
+}
+
 export interface RobustnessReport {
   schema: typeof REPORT_SCHEMA;
   version: typeof REPORT_VERSION;
@@ -226,6 +244,8 @@ export interface RobustnessReport {
   /** All-zero input gradients of every objective the attacks follow, over all samples. */
   zeroGradients: ZeroGradientResult[];
   masking: MaskingResult | null;
+  /** Certified accuracy per radius (`--certify`), or null. */
+  certified: CertifiedResult | null;
   /** Wall-clock seconds of the whole evaluation. */
   seconds: number;
 }

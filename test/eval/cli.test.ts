@@ -86,6 +86,15 @@ describe("rmoe eval / rmoe attack: errors", () => {
       [["--ckpt", ckpt.resnet, "--data", "cifar10", "--shard", "3/2", "--save-flags", "f"], /--shard: .*1\.\.2, got 3/],
       [["--ckpt", ckpt.resnet, "--data", "cifar10", "--eps", "2/255,x"], /--eps: eps must be a number/],
       [["--ckpt", ckpt.resnet, "--data", "cifar10", "--confidence", "1"], /--confidence must be in \(0, 1\)/],
+      [
+        ["--ckpt", ckpt.resnet, "--data", "cifar10", "--certify", "crown"],
+        /--certify must be one of ibp, smoothing, lipschitz, got 'crown'/,
+      ],
+      [["--ckpt", ckpt.resnet, "--data", "cifar10", "--certify", "smoothing", "--sigma", "0"], /--sigma must be > 0/],
+      [
+        ["--ckpt", ckpt.resnet, "--data", "cifar10", "--certify", "ibp", "--certify-eps", "1/x"],
+        /--certify-eps: eps must be a number/,
+      ],
       [["merge", "a.json"], /--out REPORT is required/],
       [["merge", "--out", "r.json"], /give the flags files of the shards/],
     ];
@@ -219,6 +228,28 @@ describe("rmoe eval / rmoe attack on CIFAR-10", { skip: cifarSkip }, () => {
     assert.deepEqual(j.moe, []);
     assert.equal(j.masking, null);
     assert.match(r.stderr, /rmoe eval: 100% 16 images \/ 16 images .* done/, "plain progress line when stderr is not a terminal");
+  });
+
+  it("--certify ibp: certified accuracy in the JSON and the table, checked against the run's attacks", () => {
+    const args = ["--ckpt", ckpt.moe, "--data", "cifar10", "--attacks", "fgsm", "--eps", "1/255,2/255", ...FAST];
+    const r = rmoe("eval", [...args, "--certify", "ibp", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = json(r.stdout).certified;
+    assert.ok(c !== null && c !== undefined);
+    assert.equal(c.method, "ibp");
+    assert.deepEqual(
+      c.points.map((p) => [p.eps, p.brokenByAttacks]),
+      [
+        [1 / 255, []],
+        [2 / 255, []],
+      ],
+    );
+    for (const p of c.points) assert.ok(p.correct <= json(r.stdout).clean.correct);
+    const table = rmoe("eval", [...args, "--certify", "ibp", "--certify-eps", "1/255"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /certified: IBP with CROWN refinement, L-inf \(sound, deterministic\)/);
+    assert.match(table.stdout, /certified accuracy\s+radius\s+accuracy\s+count/);
+    assert.match(table.stdout, /\n\s+1\/255\s+[\d.]+%\s+\d+\/16/);
   });
 
   it("a MoE: the human table, expert usage, RA-E/RA-R and the masking checks", () => {
