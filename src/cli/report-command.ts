@@ -5,11 +5,11 @@ import { resolve } from "node:path";
 import { type LabelledPath, writeReport } from "../report/build.js";
 import { runCommand, UsageError } from "./eval-command.js";
 
-export const REPORT_SUMMARY = `report RUN_DIR... [--eval FILE.json...] [--sweep FILE] [--certify FILE] [--adv FILE...] --out DIR
+export const REPORT_SUMMARY = `report RUN_DIR... [--eval FILE.json...] [--sweep FILE] [--certify FILE]... [--adv FILE...] --out DIR
                                              an HTML report with plots (docs/REPORT.md)`;
 
 export const REPORT_USAGE = `usage: rmoe report [LABEL=]RUN_DIR... [--eval [LABEL=]FILE.json...] [--sweep FILE.json]
-                   [--certify FILE.json] [--adv [LABEL=]FILE.safetensors...] --out DIR [options]
+                   [--certify FILE.json]... [--adv [LABEL=]FILE.safetensors...] --out DIR [options]
 
 Writes DIR/index.html, one self-contained page (no network needed: the plots are inline
 SVG), and DIR/report.json with every number the page shows. Sections appear for the inputs
@@ -20,7 +20,8 @@ inputs:
   --eval FILE...       rmoe eval --json reports: SA/RA table, RA-E against RA-R, expert usage,
                        route flips
   --sweep FILE         an alpha sweep (rmoe sweep): the SA/RA trade-off
-  --certify FILE       certified accuracy against eps
+  --certify FILE       certified accuracy against eps (rmoe certify --out); repeatable: files
+                       with the same method and norm share one plot
   --adv FILE...        rmoe attack --out files: a gallery of clean and adversarial images
   LABEL=PATH           names a run or file in legends (default: its file or directory name)
 
@@ -40,7 +41,7 @@ interface ReportArgs {
   evals: LabelledPath[];
   adversarial: LabelledPath[];
   sweep: string | null;
-  certify: string | null;
+  certify: string[];
   out: string | null;
   title: string | undefined;
   gallery: number | undefined;
@@ -63,7 +64,7 @@ export function parseReportArgs(argv: readonly string[]): ReportArgs {
     evals: [],
     adversarial: [],
     sweep: null,
-    certify: null,
+    certify: [],
     out: null,
     title: undefined,
     gallery: undefined,
@@ -96,8 +97,7 @@ export function parseReportArgs(argv: readonly string[]): ReportArgs {
         a.sweep = value;
         break;
       case "certify":
-        if (a.certify !== null) throw new UsageError("rmoe report: --certify is given twice (one certificate file per report)");
-        a.certify = value;
+        a.certify.push(value);
         break;
       case "out":
         a.out = value;
@@ -128,7 +128,7 @@ export async function reportCommand(argv: readonly string[]): Promise<number> {
   return runCommand("rmoe report", REPORT_USAGE, async () => {
     const a = parseReportArgs(argv);
     if (a.out === null) throw new UsageError("rmoe report: --out DIR is required");
-    if (a.runs.length + a.evals.length + a.adversarial.length === 0 && a.sweep === null && a.certify === null)
+    if (a.runs.length + a.evals.length + a.adversarial.length === 0 && a.sweep === null && a.certify.length === 0)
       throw new UsageError("rmoe report: nothing to report: give run directories, --eval, --sweep, --certify or --adv files");
     const r = await writeReport(a.out, {
       runs: a.runs,

@@ -8,10 +8,10 @@ import { checkModelFitsData } from "../eval/model-fit.js";
 import { alignColumns, percent } from "../eval/report-format.js";
 import { loadCheckpoint, readCheckpointConfig } from "../io/checkpoint.js";
 import type { Model } from "../models/config.js";
-import { parseAlphas, SWEEP_SCHEMA, type SweepReport, sweepAlphas } from "../sweep/sweep.js";
+import { type CertifiedAt, parseAlphas, SWEEP_SCHEMA, type SweepReport, sweepAlphas } from "../sweep/sweep.js";
 import { writeFileAtomic } from "../train/run-dir.js";
 import { parseOptions } from "./args.js";
-import { runCommand, UsageError } from "./eval-command.js";
+import { CERTIFY_OPTIONS, certifyOption, defaultCertifyEps, runCommand, UsageError } from "./eval-command.js";
 
 const USAGE = `usage: rmoe sweep --standard A.safetensors --robust B.safetensors --data cifar10 [options]
 
@@ -28,6 +28,10 @@ options:
   --n N                images (default 1000)      --batch B   batch size (default 100)
   --eps E              default 8/255 (linf)       --norm linf|l2
   --split S            default: the test split    --seed S    attack seed (default 0)
+  --certify M          certified accuracy of the dual model at every alpha (and of each marker):
+                       ibp, smoothing or lipschitz; --certify-eps, --certify-norm, --sigma,
+                       --samples, --certify-alpha as in rmoe eval (default radii 1/255,2/255,
+                       4/255,8/255 in L-inf, 0.125,0.25,0.5,1 in L2)
   --data-root DIR      data cache
   --out FILE           write the sweep JSON here (atomically)
   --json               print the JSON instead of the table
@@ -78,6 +82,7 @@ export async function sweepCommand(argv: readonly string[]): Promise<number> {
           norm: { type: "string", default: "linf" },
           split: { type: "string" },
           seed: { type: "int", default: 0, min: 0 },
+          ...CERTIFY_OPTIONS,
           "data-root": { type: "string" },
           out: { type: "string" },
           json: { type: "flag" },
@@ -108,6 +113,7 @@ export async function sweepCommand(argv: readonly string[]): Promise<number> {
       .map((s) => s.trim())
       .filter((s) => s !== "")
       .map((s) => parseAttackSpec(s).name);
+    const certify = certifyOption(o, "rmoe sweep", defaultCertifyEps);
     const split = (o.split as string | undefined) ?? defaultSplit(data);
     checkSplit(data, split);
     const dataset = loadEvalDataset(data, split, o["data-root"] as string | undefined);
@@ -142,6 +148,7 @@ export async function sweepCommand(argv: readonly string[]): Promise<number> {
           batchSize: o.batch as number,
           seed: o.seed as number,
           space: o.space,
+          certify,
           onPoint: (done, total, label) => process.stderr.write(`rmoe sweep: ${done}/${total} ${label}\n`),
         },
         placed,
@@ -159,12 +166,24 @@ export async function sweepCommand(argv: readonly string[]): Promise<number> {
         process.stdout.write(json);
         return 0;
       }
-      const head = ["alpha", "SA", ...report.attacks.map((a) => `RA ${a}`), "RA worst"];
-      const row = (label: string, p: { sa: number; ra: Record<string, number>; worst: number | null }) => [
+      const certEps = report.certify?.eps ?? [];
+      const epsLabel = (e: number) => (report.certify?.norm === "l2" ? String(e) : formatEps(e));
+      const head = [
+        "alpha",
+        "SA",
+        ...report.attacks.map((a) => `RA ${a}`),
+        "RA worst",
+        ...certEps.map((e) => `cert ${epsLabel(e)}`),
+      ];
+      const row = (
+        label: string,
+        p: { sa: number; ra: Record<string, number>; worst: number | null; certified: CertifiedAt[] | null },
+      ) => [
         label,
         percent(p.sa),
         ...report.attacks.map((a) => percent(p.ra[a] ?? null)),
         percent(p.worst),
+        ...certEps.map((e) => percent(p.certified?.find((c) => c.eps === e)?.accuracy ?? null)),
       ];
       const rows = [
         head,
@@ -172,7 +191,7 @@ export async function sweepCommand(argv: readonly string[]): Promise<number> {
         ...report.markers.map((m) => row(`${m.label}${m.alpha === null ? "" : ` (alpha ${m.alpha})`}`, m)),
       ];
       process.stdout.write(
-        `dual-model sweep: ${report.source.standard} + ${report.source.robust}, ${dataName}, n=${report.points[0]?.n ?? 0}, ${report.threatModel.norm} eps ${formatEps(eps)}\n${alignColumns(rows, `l${"r".repeat(head.length - 1)}`)}\n`,
+        `dual-model sweep: ${report.source.standard} + ${report.source.robust}, ${dataName}, n=${report.points[0]?.n ?? 0}, ${report.threatModel.norm} eps ${formatEps(eps)}${report.certify === null ? "" : `; certified by ${report.certify.method} (${report.certify.norm})`}\n${alignColumns(rows, `l${"r".repeat(head.length - 1)}`)}\n`,
       );
       return 0;
     } finally {

@@ -4,10 +4,9 @@
 // and build the report. Every stage runs the `rmoe` command in its own process (so each frees
 // its memory, and each is exactly what a user would type), is skipped when its output exists,
 // and a training stage that was interrupted resumes from its last checkpoint.
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { runStages, type Stage } from "../pipeline/stages.js";
 import { formatDuration } from "../train/progress.js";
 
 export interface DemoOptions {
@@ -17,21 +16,6 @@ export interface DemoOptions {
   /** Where progress lines go (default stderr). */
   log?: (line: string) => void;
 }
-
-interface Stage {
-  id: string;
-  title: string;
-  /** Rough share of the whole run, for the time-left estimate. */
-  weight: number;
-  /** The file whose existence means the stage is done. */
-  output: string;
-  /** The rmoe command line (without 'rmoe'), or a function that decides (training: resume or start). */
-  args: () => string[];
-  /** Write stdout to `output` (for commands that print JSON). */
-  stdoutTo?: string;
-}
-
-const CLI = resolve(fileURLToPath(import.meta.url), "..", "..", "cli", "main.js");
 
 function settings(quick: boolean) {
   return quick
@@ -105,7 +89,9 @@ export function demoStages(o: DemoOptions): Stage[] {
       title: "prepare CIFAR-10",
       weight: 0.01,
       output: join(dir, ".data-ready"),
-      args: () => ["data", "prepare", "cifar10", ...root],
+      marker: true,
+      // `rmoe data` names the cache --root (the other commands: --data-root).
+      args: () => ["data", "prepare", "cifar10", ...(o.dataRoot === undefined ? [] : ["--root", o.dataRoot])],
     },
     train("standard", "standard"),
     train("rt-er", "rt-er"),
@@ -192,6 +178,32 @@ export function demoStages(o: DemoOptions): Stage[] {
       ],
     },
     {
+      id: "certify-smoothing-rt-er",
+      title: `certify the RT-ER MoE with randomized smoothing (n=${s.smoothingN})`,
+      weight: 0.04,
+      output: join(dir, "certify-smoothing-rt-er.json"),
+      args: () => [
+        "certify",
+        "--ckpt",
+        model("rt-er"),
+        "--data",
+        "cifar10",
+        "--method",
+        "smoothing",
+        "--n",
+        s.smoothingN,
+        "--samples",
+        s.samples,
+        "--kind",
+        "rt-er",
+        "--label",
+        "RT-ER MoE",
+        "--out",
+        join(dir, "certify-smoothing-rt-er.json"),
+        ...root,
+      ],
+    },
+    {
       id: "attack",
       title: "adversarial examples of the RT-ER MoE for the gallery",
       weight: 0.01,
@@ -229,6 +241,10 @@ export function demoStages(o: DemoOptions): Stage[] {
         join(dir, "sweep.json"),
         "--certify",
         join(dir, "certify.json"),
+        "--certify",
+        join(dir, "certify-smoothing-rt-er.json"),
+        "--certify",
+        join(dir, "certify-ibp.json"),
         "--adv",
         join(dir, "adv-rt-er.safetensors"),
         "--title",
@@ -240,50 +256,13 @@ export function demoStages(o: DemoOptions): Stage[] {
   ];
 }
 
-function runChild(args: string[], stdoutTo: string | undefined): Promise<number> {
-  return new Promise((resolveExit, reject) => {
-    const tmp = stdoutTo === undefined ? null : `${stdoutTo}.tmp-${process.pid}`;
-    const fd = tmp === null ? null : openSync(tmp, "w");
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", fd ?? "inherit", "inherit"] });
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      if (fd !== null) closeSync(fd);
-      const status = code ?? (signal === null ? 1 : 128);
-      // The JSON lands under its name only when the command succeeded.
-      if (status === 0 && tmp !== null && stdoutTo !== undefined) renameSync(tmp, stdoutTo);
-      resolveExit(status);
-    });
-  });
-}
-
 /** Runs the stages not yet done; returns the report path. Throws naming the stage that failed. */
 export async function runDemo(o: DemoOptions): Promise<string> {
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dir = resolve(o.out);
   mkdirSync(join(dir, "runs"), { recursive: true });
-  const stages = demoStages(o);
-  const total = stages.reduce((a, s) => a + s.weight, 0);
-  const t0 = performance.now();
-  let doneWeight = 0;
-  let ranWeight = 0;
-  for (const [i, stage] of stages.entries()) {
-    const head = `rmoe demo: stage ${i + 1}/${stages.length}: ${stage.title}`;
-    if (existsSync(stage.output)) {
-      log(`${head}: done before, skipped`);
-      doneWeight += stage.weight;
-      continue;
-    }
-    const elapsed = (performance.now() - t0) / 1000;
-    const left = ranWeight > 0 ? (elapsed / ranWeight) * (total - doneWeight) : null;
-    log(`${head} (elapsed ${formatDuration(elapsed)}, left ${left === null ? "estimating" : `~${formatDuration(left)}`})`);
-    const status = await runChild(stage.args(), stage.stdoutTo);
-    if (status !== 0)
-      throw new Error(`stage '${stage.id}' failed (exit ${status}); run rmoe demo again with the same --out to resume`);
-    if (stage.id === "data") writeFileSync(stage.output, `${new Date().toISOString()}\n`);
-    doneWeight += stage.weight;
-    ranWeight += stage.weight;
-  }
+  const seconds = await runStages("rmoe demo", demoStages(o), log);
   const report = join(dir, "report", "index.html");
-  log(`rmoe demo: finished in ${formatDuration((performance.now() - t0) / 1000)}; report: ${report}`);
+  log(`rmoe demo: finished in ${formatDuration(seconds)}; report: ${report}`);
   return report;
 }

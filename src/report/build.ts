@@ -41,7 +41,8 @@ import {
 import { formatCommand, formatMachine, type MachineInfo } from "./json-reader.js";
 
 export const REPORT_JSON_SCHEMA = "robust-moe.report";
-export const REPORT_JSON_VERSION = 1;
+/** 2: `certified` is a list of certificate files (was one file or null). */
+export const REPORT_JSON_VERSION = 2;
 
 /** A file given on the command line, with an optional legend name (LABEL=PATH). */
 export interface LabelledPath {
@@ -53,7 +54,8 @@ export interface ReportOptions {
   runs?: readonly LabelledPath[];
   evals?: readonly LabelledPath[];
   sweep?: string | null;
-  certify?: string | null;
+  /** Certificate files (rmoe certify --out); files of the same method and norm share one plot. */
+  certify?: string | readonly string[] | null;
   /** `rmoe attack --out` files for the gallery. */
   adversarial?: readonly LabelledPath[];
   /** Images shown per attack file (default 8). */
@@ -186,7 +188,8 @@ export interface ReportJson {
   models: ModelEntry[];
   vulnerability: VulnerabilityEntry[];
   tradeoff: SweepFile | null;
-  certified: CertifyFile | null;
+  /** Every certificate file, in the order given. */
+  certified: CertifyFile[];
   routing: RoutingEntry[];
   gallery: GalleryEntry[];
   numbers: NumberEntry[];
@@ -278,7 +281,9 @@ export async function buildReport(options: ReportOptions): Promise<ReportResult>
   const evalLabels = uniqueLabels(evalsIn.map((e) => e.label ?? defaultLabel(e.path)));
   const evals = evalsIn.map((e, i) => readEvalFile(e.path, evalLabels[i] as string, runs, (c) => checkpointMethod(c, e.path)));
   const sweep = options.sweep == null ? null : readSweepFile(options.sweep);
-  const certify = options.certify == null ? null : readCertifyFile(options.certify);
+  const certifyPaths =
+    options.certify == null ? [] : typeof options.certify === "string" ? [options.certify] : [...options.certify];
+  const certifies = certifyPaths.map((p) => ({ path: p, file: readCertifyFile(p) }));
   const advLabels = uniqueLabels(advIn.map((a) => a.label ?? defaultLabel(a.path)));
   const classesFor = (dataset: string | null): string[] | null =>
     evals.find((e) => e.classes !== null && (dataset === null || e.dataset === dataset))?.classes ?? null;
@@ -826,70 +831,81 @@ export async function buildReport(options: ReportOptions): Promise<ReportResult>
     });
   }
 
-  // ---- certified accuracy
-  if (certify === null) {
+  // ---- certified accuracy: one figure per (method, norm), every file's curves on it
+  if (certifies.length === 0) {
     missing.push({ section: "certified", reason: "no certificate file was given (--certify FILE.json)." });
   } else {
-    const file = options.certify as string;
-    const settings = [
-      `${certify.method}, ${certify.norm === "l2" ? "L2" : "L-inf"}`,
-      certify.data === null
-        ? null
-        : `${certify.data.dataset ?? "?"}${certify.data.split === null ? "" : ` ${certify.data.split}`}${certify.data.n === null ? "" : `, n=${certify.data.n}`}`,
-      certify.settings === null
-        ? null
-        : Object.entries(certify.settings)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(", "),
-    ]
-      .filter((s): s is string => s !== null)
-      .join("; ");
-    const source = addSource({
-      kind: "certify",
-      label: `certificates (${certify.method})`,
-      path: file,
-      command: certify.command,
-      settings,
-      machine: formatMachine(certify.machine),
-      machineInfo: certify.machine,
-    });
-    const rows = certify.curves.flatMap((c) =>
-      c.points.map((p) => ({ model: c.model, eps: p.eps, accuracy: p.certifiedAccuracy })),
-    );
-    for (const c of certify.curves)
-      for (const p of c.points)
-        add(
-          "certified",
-          c.model,
-          `certified accuracy at eps ${epsText(p.eps)}`,
-          p.certifiedAccuracy,
-          pct(p.certifiedAccuracy),
-          source,
-        );
-    const norm = certify.norm === "l2" ? "L2" : "L-inf";
+    const groups = new Map<
+      string,
+      { method: string; norm: string; files: { path: string; file: CertifyFile; source: string }[] }
+    >();
+    for (const { path: file, file: certify } of certifies) {
+      const settings = [
+        `${certify.method}, ${certify.norm === "l2" ? "L2" : "L-inf"}`,
+        certify.data === null
+          ? null
+          : `${certify.data.dataset ?? "?"}${certify.data.split === null ? "" : ` ${certify.data.split}`}${certify.data.n === null ? "" : `, n=${certify.data.n}`}`,
+        certify.settings === null
+          ? null
+          : Object.entries(certify.settings)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(", "),
+      ]
+        .filter((s): s is string => s !== null)
+        .join("; ");
+      const source = addSource({
+        kind: "certify",
+        label: `certificates (${certify.method}: ${certify.curves.map((c) => c.model).join(", ")})`,
+        path: file,
+        command: certify.command,
+        settings,
+        machine: formatMachine(certify.machine),
+        machineInfo: certify.machine,
+      });
+      for (const c of certify.curves)
+        for (const p of c.points)
+          add(
+            "certified",
+            c.model,
+            `certified accuracy (${certify.method}, ${certify.norm === "l2" ? "L2" : "L-inf"}) at eps ${epsText(p.eps)}`,
+            p.certifiedAccuracy,
+            pct(p.certifiedAccuracy),
+            source,
+          );
+      const key = `${certify.method}|${certify.norm}`;
+      const g = groups.get(key) ?? { method: certify.method, norm: certify.norm, files: [] };
+      g.files.push({ path: file, file: certify, source });
+      groups.set(key, g);
+    }
+    const figures: Figure[] = [];
+    for (const g of groups.values()) {
+      const norm = g.norm === "l2" ? "L2" : "L-inf";
+      const curves = g.files.flatMap((f) => f.file.curves);
+      const rows = curves.flatMap((c) => c.points.map((p) => ({ model: c.model, eps: p.eps, accuracy: p.certifiedAccuracy })));
+      figures.push({
+        title: `Certified accuracy against the ${norm} radius (${g.method})`,
+        kind: null,
+        subtitle: null,
+        svgs: [
+          await renderSvg(
+            certifySpec(
+              rows,
+              curves.map((c) => ({ name: c.model, kind: c.kind })),
+              `radius eps (${norm})`,
+            ),
+          ),
+        ],
+        caption:
+          "The fraction of test images whose prediction is correct and provably cannot change within the radius. Unlike RA, which an attack only bounds from above, " +
+          `this is a guarantee${g.method === "randomized-smoothing" ? " (of the smoothed classifier, with probability 1 - alpha)" : ""}. ` +
+          `From ${g.files.map((f) => `${f.path} [${f.source}]`).join(", ")}; colours follow the model kind.`,
+      });
+    }
     sections.push({
       id: "certified",
       title: SECTION_TITLES.certified,
-      intro: `From ${file}: ${certify.method}, ${norm} radii, ${certify.curves.length} model${certify.curves.length === 1 ? "" : "s"}.`,
-      figures: [
-        {
-          title: `Certified accuracy against the ${norm} radius`,
-          kind: null,
-          subtitle: null,
-          svgs: [
-            await renderSvg(
-              certifySpec(
-                rows,
-                certify.curves.map((c) => ({ name: c.model, kind: c.kind })),
-                `radius eps (${norm})`,
-              ),
-            ),
-          ],
-          caption:
-            "The fraction of test images whose prediction is correct and provably cannot change within the radius. Unlike RA, which an attack only bounds from above, " +
-            "this is a guarantee. The paper shows the dual model inherits a certificate from its robust member, scaled by alpha; colours follow the model kind.",
-        },
-      ],
+      intro: `${certifies.length} certificate file${certifies.length === 1 ? "" : "s"}: ${[...groups.values()].map((g) => `${g.method} (${g.norm === "l2" ? "L2" : "L-inf"})`).join(", ")}.`,
+      figures,
       notes: [],
       tables: [],
     });
@@ -1005,7 +1021,7 @@ export async function buildReport(options: ReportOptions): Promise<ReportResult>
     models,
     vulnerability,
     tradeoff: sweep,
-    certified: certify,
+    certified: certifies.map((c) => c.file),
     routing,
     gallery,
     numbers,

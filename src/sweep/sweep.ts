@@ -5,6 +5,7 @@
 // placed on the same axes as markers.
 import type { ImageDataset } from "../data/dataset.js";
 import { evaluateRobustness, type RobustnessOptions } from "../eval/evaluate.js";
+import type { CertifyHeader } from "../eval/record.js";
 import type { RobustnessReport } from "../eval/report.js";
 import type { Model } from "../models/config.js";
 import { DualModel, type MixSpace } from "../models/dual.js";
@@ -19,8 +20,14 @@ export interface SweepPoint {
   ra: Record<string, number>;
   /** Per-sample worst case over the attacks (null without attacks). */
   worst: number | null;
-  /** Certified accuracy per eps label, when certificates were asked for. */
-  certified?: Record<string, number>;
+  /** Certified accuracy at each radius of the sweep's certificate (increasing eps); null without one. */
+  certified: CertifiedAt[] | null;
+}
+
+/** Certified accuracy at one radius. */
+export interface CertifiedAt {
+  eps: number;
+  accuracy: number;
 }
 
 /** A model placed on the same axes (a JTDMoE checkpoint, a single robust MoE, ...). */
@@ -32,6 +39,7 @@ export interface SweepMarker {
   sa: number;
   ra: Record<string, number>;
   worst: number | null;
+  certified: CertifiedAt[] | null;
 }
 
 export interface SweepReport {
@@ -43,6 +51,8 @@ export interface SweepReport {
   threatModel: { norm: string; eps: number };
   attacks: string[];
   seed: number | null;
+  /** The certificate behind points[].certified and markers[].certified (options.certify), or null. */
+  certify: CertifyHeader | null;
   points: SweepPoint[];
   markers: SweepMarker[];
   seconds: number;
@@ -69,12 +79,13 @@ export function parseAlphas(text: string): number[] {
   return [...new Set(out)].sort((x, y) => x - y);
 }
 
-function summary(r: RobustnessReport): { sa: number; ra: Record<string, number>; worst: number | null; n: number } {
+function summary(r: RobustnessReport): Omit<SweepPoint, "alpha"> {
   return {
     n: r.n,
     sa: r.clean.accuracy,
     ra: Object.fromEntries(r.attacks.map((a) => [a.spec, a.accuracy])),
     worst: r.worstCase?.accuracy ?? null,
+    certified: r.certified === null ? null : r.certified.points.map((p) => ({ eps: p.eps, accuracy: p.accuracy })),
   };
 }
 
@@ -103,13 +114,23 @@ export function sweepAlphas(
   const dual = new DualModel(standard, robust, { alpha: 0, space });
   const total = alphas.length + markers.length;
   const points: SweepPoint[] = [];
+  let certify: CertifyHeader | null = null;
   for (const [i, alpha] of alphas.entries()) {
     dual.alpha = alpha;
-    points.push({ alpha, ...summary(evaluateRobustness(dual, dataset, evalOptions)) });
+    const r = evaluateRobustness(dual, dataset, evalOptions);
+    if (r.certified !== null)
+      certify = {
+        method: r.certified.method,
+        norm: r.certified.norm,
+        eps: [...r.certified.eps],
+        smoothing: r.certified.smoothing,
+      };
+    points.push({ alpha, ...summary(r) });
     onPoint?.(i + 1, total, `alpha ${alpha}`);
   }
   const placed: SweepMarker[] = markers.map((m, i) => {
-    const s = summary(evaluateRobustness(m.model, dataset, evalOptions));
+    const r = evaluateRobustness(m.model, dataset, evalOptions);
+    const s = summary(r);
     onPoint?.(alphas.length + i + 1, total, m.label);
     return {
       label: m.label,
@@ -118,6 +139,7 @@ export function sweepAlphas(
       sa: s.sa,
       ra: s.ra,
       worst: s.worst,
+      certified: s.certified,
     };
   });
   const first = points[0];
@@ -127,6 +149,7 @@ export function sweepAlphas(
     threatModel: { norm: evalOptions.norm ?? "linf", eps: evalOptions.eps ?? (evalOptions.norm === "l2" ? 0.5 : 8 / 255) },
     attacks,
     seed: evalOptions.seed ?? null,
+    certify,
     points,
     markers: placed,
     seconds: (performance.now() - t0) / 1000,

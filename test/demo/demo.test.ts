@@ -22,8 +22,20 @@ describe("rmoe demo --quick", () => {
     const stages = demoStages({ out, quick: true });
     for (const s of stages) assert.ok(existsSync(s.output), `stage ${s.id} left ${s.output}`);
     assert.match(first.stdout, /report: .*index\.html/);
-    const report = JSON.parse(readFileSync(join(out, "report", "report.json"), "utf8")) as { missing?: unknown[] };
+    const report = JSON.parse(readFileSync(join(out, "report", "report.json"), "utf8")) as {
+      missing?: unknown[];
+      certified: { method: string; curves: { model: string }[] }[];
+    };
     assert.deepEqual(report.missing ?? [], [], "every section of the report has its input");
+    // The single MoE and the dual model, under both certificates' norms.
+    assert.deepEqual(
+      report.certified.map((c) => [c.method, c.curves.map((k) => k.model)]),
+      [
+        ["randomized-smoothing", ["JTDMoE dual model"]],
+        ["randomized-smoothing", ["RT-ER MoE"]],
+        ["ibp", ["RT-ER MoE"]],
+      ],
+    );
     const sweep = JSON.parse(readFileSync(join(out, "sweep.json"), "utf8")) as {
       points: { alpha: number }[];
       markers: { kind: string }[];

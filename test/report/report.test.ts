@@ -354,6 +354,8 @@ describe("rmoe report from synthetic inputs", () => {
     moe: join(dir, "rt-er-moe.json"),
     sweep: join(dir, "sweep.json"),
     certify: join(dir, "certify.json"),
+    certifyIbp: join(dir, "certify-ibp.json"),
+    certifySmoothing2: join(dir, "certify-smoothing-2.json"),
     adv: join(dir, "adv.safetensors"),
   };
   let json: ReportJson;
@@ -365,12 +367,24 @@ describe("rmoe report from synthetic inputs", () => {
     writeJson(files.moe, MOE_EVAL);
     writeJson(files.sweep, fakeSweep());
     writeJson(files.certify, CERTIFY);
+    // A second smoothing file (same method and norm: the same plot) and an IBP file (its own plot).
+    writeJson(files.certifySmoothing2, {
+      ...CERTIFY,
+      curves: [{ model: "JTDMoE", kind: "jtdmoe", points: [{ eps: 0.25, certifiedAccuracy: 0.35 }] }],
+    });
+    writeJson(files.certifyIbp, {
+      ...CERTIFY,
+      method: "ibp",
+      norm: "linf",
+      settings: {},
+      curves: [{ model: "RT-ER MoE", kind: "rt-er", points: [{ eps: 2 / 255, certifiedAccuracy: 0.05 }] }],
+    });
     adv = fakeAdversarial(files.adv);
     ({ json, html } = await writeReport(join(dir, "synthetic-report"), {
       runs: [{ path: runDir }],
       evals: [{ path: files.dual }, { path: files.moe, label: "RT-ER" }],
       sweep: files.sweep,
-      certify: files.certify,
+      certify: [files.certify, files.certifyIbp, files.certifySmoothing2],
       adversarial: [{ path: files.adv }],
       galleryLimit: 4,
       now: new Date("2026-01-02T03:04:05Z"),
@@ -384,8 +398,8 @@ describe("rmoe report from synthetic inputs", () => {
     for (const s of json.sections) assert.match(html, new RegExp(`<section id="${s}" data-section="${s}">`));
     assert.equal(
       (html.match(/<svg /g) ?? []).length,
-      10,
-      "2 training + 1 RA-E/RA-R + 3 trade-off panels + 1 certified vs alpha + 1 certified + 2 routing",
+      11,
+      "2 training + 1 RA-E/RA-R + 3 trade-off panels + 1 certified vs alpha + 2 certified (smoothing L2, IBP L-inf) + 2 routing",
     );
     // (SVG's xmlns attributes name http URLs, but nothing is fetched from them.)
     assert.doesNotMatch(
@@ -477,7 +491,7 @@ describe("rmoe report from synthetic inputs", () => {
     assert.equal(numberOf(json, "dual, alpha 0.75", "RA (aa)"), sweep.points[3]?.ra.aa);
     assert.equal(numberOf(json, "JTDMoE", "RA (worst case)"), 0.27);
     assert.deepEqual(
-      json.certified?.curves.map((c) => [c.model, c.kind, c.points.map((p) => [p.eps, p.certifiedAccuracy])]),
+      json.certified[0]?.curves.map((c) => [c.model, c.kind, c.points.map((p) => [p.eps, p.certifiedAccuracy])]),
       [
         [
           "RT-ER MoE",
@@ -498,7 +512,16 @@ describe("rmoe report from synthetic inputs", () => {
         ],
       ],
     );
-    assert.equal(numberOf(json, "RT-ER MoE", "certified accuracy at eps 0.25"), 0.4);
+    assert.equal(numberOf(json, "RT-ER MoE", "certified accuracy (randomized-smoothing, L2) at eps 0.25"), 0.4);
+    assert.equal(numberOf(json, "RT-ER MoE", "certified accuracy (ibp, L-inf) at eps 2/255"), 0.05);
+    assert.equal(numberOf(json, "JTDMoE", "certified accuracy (randomized-smoothing, L2) at eps 0.25"), 0.35);
+    // Every file is kept; one plot per method and norm, the two smoothing files on one.
+    assert.deepEqual(
+      json.certified.map((c) => c.method),
+      ["randomized-smoothing", "ibp", "randomized-smoothing"],
+    );
+    assert.equal((html.match(/Certified accuracy against the L2 radius \(randomized-smoothing\)/g) ?? []).length, 1);
+    assert.equal((html.match(/Certified accuracy against the L-inf radius \(ibp\)/g) ?? []).length, 1);
     assert.match(html, /standard member alone \(α=0\)/, "the ends of the curve are marked as the members");
   });
 

@@ -3,6 +3,7 @@
 // marker is evaluated like a point.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { certifyDataset } from "../../src/certify/run-certify.js";
 import { evaluateRobustness } from "../../src/eval/evaluate.js";
 import { DualModel } from "../../src/models/index.js";
 import { parseAlphas, sweepAlphas } from "../../src/sweep/sweep.js";
@@ -50,5 +51,39 @@ describe("rmoe sweep", () => {
     assert.equal(sweep.points[1]?.sa, ed.clean.accuracy);
     assert.equal(sweep.points[1]?.ra.pgd5, ed.attacks[0]?.accuracy);
     dual.dispose();
+  });
+
+  it("--certify: certified accuracy at every alpha; the end points and the marker equal each member certified alone", () => {
+    const data = synthData(24, 6);
+    const s = tinyMoE(3);
+    const r = tinyMoE(4);
+    const eps = [0.002, 0.02];
+    const options = { attacks: ["fgsm"], eps: 0.02, n: 24, batchSize: 8, seed: 1, certify: { method: "ibp" as const, eps } };
+    const sweep = sweepAlphas(s, r, data, [0, 0.5, 1], options, [{ label: "robust alone", kind: "rt-er", model: r }]);
+    assert.deepEqual(sweep.certify, { method: "ibp", norm: "linf", eps, smoothing: null });
+    const alone = (m: typeof s) => certifyDataset(m, data, { method: "ibp", eps, n: 24, batchSize: 8 }).certifiedAccuracy;
+    const [cs, cr] = [alone(s), alone(r)];
+    assert.deepEqual(
+      sweep.points[0]?.certified,
+      eps.map((e, i) => ({ eps: e, accuracy: cs[i] })),
+    );
+    assert.deepEqual(
+      sweep.points[2]?.certified,
+      eps.map((e, i) => ({ eps: e, accuracy: cr[i] })),
+    );
+    assert.deepEqual(sweep.markers[0]?.certified, sweep.points[2]?.certified);
+    assert.ok((cs[0] as number) + (cr[0] as number) > 0, "nothing certified at the small radius: the test would be vacuous");
+    for (const p of sweep.points) {
+      const c = p.certified ?? [];
+      assert.equal(c.length, 2);
+      assert.ok((c[1]?.accuracy as number) <= (c[0]?.accuracy as number), `alpha ${p.alpha}: certified accuracy grows with eps`);
+      assert.ok((c[0]?.accuracy as number) <= p.sa);
+    }
+    // Without --certify: null, as the report reader expects.
+    const plain = sweepAlphas(s, r, data, [0.5], { ...options, certify: null });
+    assert.equal(plain.certify, null);
+    assert.equal(plain.points[0]?.certified, null);
+    s.dispose();
+    r.dispose();
   });
 });
