@@ -2,6 +2,7 @@
 // rmoe: the robust-moe command line.
 import { attackCommand } from "./attack-command.js";
 import { certifyCommand } from "./certify-command.js";
+import { claimsCommand } from "./claims-command.js";
 import { dataCommand } from "./data-command.js";
 import { demoCommand } from "./demo-command.js";
 import { dualCommand } from "./dual-command.js";
@@ -22,7 +23,8 @@ commands:
                                              prepare and verify datasets (docs/DATA.md)
   eval --ckpt FILE --data cifar10 [--attacks pgd50,apgd-ce,apgd-dlr] [--n N] [--json]
                                              SA, RA per attack and worst case, RA-E, RA-R,
-                                             route flips, per-class accuracy (docs/EVAL.md)
+                                             route flips, per-class accuracy, --certify M
+                                             certified accuracy (docs/EVAL.md)
   eval merge FLAGS... --out REPORT           join the flags of sharded runs (--shard I/N --save-flags F)
                                              into the report of one run
   attack --ckpt FILE --data cifar10 --attack NAME --out FILE
@@ -32,11 +34,15 @@ commands:
   dual --standard A --robust B --alpha X --out C
                                              assemble a dual-model checkpoint from two models
   sweep --standard A --robust B --data cifar10 [--alphas 0:1:0.1] [--jtdmoe C] [--out F]
-                                             the dual model's SA/RA over alpha
-  report RUN_DIR... [--eval F.json...] [--sweep F] [--certify F] [--adv F...] --out DIR
+                                             the dual model's SA/RA (--certify M: certified
+                                             accuracy) over alpha (docs/SWEEP.md)
+  report RUN_DIR... [--eval F.json...] [--sweep F] [--certify F]... [--adv F...] --out DIR
                                              an HTML report with plots (docs/REPORT.md)
-  certify --ckpt FILE --data cifar10 [--method ibp|smoothing] [--eps LIST]
+  certify --ckpt FILE --data cifar10 [--method ibp|smoothing|lipschitz] [--eps LIST]
                                              certified accuracy at each radius (docs/CERTIFY.md)
+  claims [--out DIR] [--rows 1,2,...] [--seeds 0,1,2] [--summarize-only] [--quick]
+                                             the paper's claims at CPU scale, 3 seeds, resumable
+                                             (docs/RESULTS.md)
   help                                       this text (rmoe <command> --help for details)
 `;
 
@@ -61,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
       return certifyCommand(rest);
     case "demo":
       return demoCommand(rest);
+    case "claims":
+      return claimsCommand(rest);
     case "report":
       return reportCommand(rest);
     case undefined:
