@@ -38,7 +38,7 @@ function settings(quick: boolean) {
         evalAttacks: "pgd20,apgd-ce",
         moeSteps: "20",
         sweepN: "500",
-        alphas: "0:1:0.1",
+        alphas: "0:1:0.2",
         certifyN: "200",
         smoothingN: "50",
         samples: "1000",
