@@ -1,0 +1,206 @@
+// Data parallelism as PyTorch's DistributedDataParallel does it, over any ProcessGroup:
+// rank 0's parameters and buffers at the start, rank 0's buffers before every training
+// forward (DDP's broadcast_buffers=True: BatchNorm normalises with each rank's own batch
+// statistics, the running averages follow rank 0), gradients summed over the ranks in
+// buckets and divided by the world size (each rank's loss is a mean over an equal share of
+// the global batch, so this is the gradient of the global batch's mean loss).
+//
+// The collectives are waited for with Work.waitSync (bounded by the group's timeout): the
+// training step is synchronous compute on this thread, there is nothing else for the event
+// loop to do meanwhile, and a dead peer surfaces as an error naming rank and operation.
+import type { Module } from "../nn/module.js";
+import { noGrad } from "../tensor/autograd.js";
+import { cat } from "../tensor/combine.js";
+import { tensor } from "../tensor/creation.js";
+import { scope } from "../tensor/scope.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { assignBuckets, type Bucket } from "./buckets.js";
+import type { ProcessGroup } from "./process-group.js";
+import { syncBatchNorm } from "./sync-batch-norm.js";
+import type { Work } from "./work.js";
+
+export interface DataParallelOptions {
+  /** Gradient bucket size (default 25 MiB, as DDP). */
+  bucketCapMB?: number;
+  /** The first (last-layer) bucket's size (default 1 MiB, as DDP). */
+  firstBucketCapMB?: number;
+  /** Broadcast rank 0's buffers before each training forward (default true, as DDP). */
+  broadcastBuffers?: boolean;
+  /** BatchNorm over the global batch (torch.nn.SyncBatchNorm) instead of each rank's share (default false). */
+  syncBatchNorm?: boolean;
+}
+
+export interface DataParallelStats {
+  /** Gradient allreduce calls and their bytes since construction. */
+  allreduces: number;
+  bytes: number;
+  /** Seconds spent waiting for gradient buckets (the communication not hidden). */
+  waitSeconds: number;
+}
+
+export class DataParallel {
+  readonly group: ProcessGroup;
+  readonly module: Module;
+  readonly broadcastBuffers: boolean;
+  readonly #capBytes: number;
+  readonly #firstCapBytes: number;
+  // Bucket layouts by the set of parameters that have a gradient (a MoE's unrouted experts have none).
+  readonly #layouts = new Map<string, Bucket[]>();
+  readonly stats: DataParallelStats = { allreduces: 0, bytes: 0, waitSeconds: 0 };
+
+  constructor(group: ProcessGroup, module: Module, options: DataParallelOptions = {}) {
+    this.group = group;
+    this.module = module;
+    this.broadcastBuffers = options.broadcastBuffers ?? true;
+    const cap = options.bucketCapMB ?? 25;
+    const first = options.firstBucketCapMB ?? 1;
+    if (!(cap > 0) || !(first > 0)) throw new RangeError("DataParallel: bucket sizes must be positive");
+    this.#capBytes = cap * 2 ** 20;
+    this.#firstCapBytes = first * 2 ** 20;
+    if (options.syncBatchNorm === true) syncBatchNorm(module, group);
+  }
+
+  get rank(): number {
+    return this.group.rank;
+  }
+
+  get worldSize(): number {
+    return this.group.worldSize;
+  }
+
+  /** Rank 0's parameters and buffers on every rank (what DDP's constructor does). */
+  syncModule(): void {
+    this.#broadcast([...this.module.parameters(), ...this.module.buffers()]);
+  }
+
+  /** Rank 0's buffers on every rank, before a training forward (broadcast_buffers). */
+  syncBuffers(): void {
+    if (this.broadcastBuffers) this.#broadcast(this.module.buffers());
+  }
+
+  /**
+   * After backward: every parameter's gradient becomes the mean over the ranks. A parameter
+   * without a gradient on some rank counts as zero there; one without a gradient on every
+   * rank keeps none (the optimizer skips it, as in a single process).
+   */
+  reduceGradients(params: readonly Tensor[]): void {
+    const world = this.group.worldSize;
+    if (world === 1) return;
+    noGrad(() =>
+      scope(() => {
+        const grads = params.map((p) => p.grad);
+        // Which parameters have a gradient anywhere: one small allreduce (DDP's unused-parameter map).
+        const mask = tensor(Float32Array.from(grads, (g) => (g === null ? 0 : 1)));
+        this.group.allreduce(mask, { op: "max" }).waitSync();
+        const anywhere = mask.toFlatArray().map((v) => v > 0);
+        const key = anywhere.map((v) => (v ? "1" : "0")).join("");
+        let buckets = this.#layouts.get(key);
+        if (buckets === undefined) {
+          const items = params.flatMap((p, index) => {
+            if (!anywhere[index]) return [];
+            const numel = p.numel;
+            const bytes = numel * (p.dtype === "float64" || p.dtype === "int64" ? 8 : p.dtype === "float32" ? 4 : 2);
+            return [{ index, numel, dtype: p.dtype, bytes }];
+          });
+          buckets = assignBuckets(items, this.#capBytes, this.#firstCapBytes);
+          this.#layouts.set(key, buckets);
+        }
+        // Start every bucket's allreduce before waiting for any: c10d works on bucket k
+        // while this thread flattens bucket k + 1.
+        const inFlight: { bucket: Bucket; flat: Tensor; work: Work }[] = [];
+        for (const bucket of buckets) {
+          const parts = bucket.indices.map((i) => {
+            const g = grads[i];
+            const p = params[i] as Tensor;
+            return g === null ? p.detach().mul(0).reshape(-1) : g.reshape(-1);
+          });
+          const flat = parts.length === 1 ? (parts[0] as Tensor).contiguous() : cat(parts);
+          this.stats.allreduces += 1;
+          this.stats.bytes += flat.numel * (flat.dtype === "float64" ? 8 : flat.dtype === "float32" ? 4 : 2);
+          inFlight.push({ bucket, flat, work: this.group.allreduce(flat, { op: "sum" }) });
+        }
+        for (const { bucket, flat, work } of inFlight) {
+          const t0 = performance.now();
+          work.waitSync();
+          this.stats.waitSeconds += (performance.now() - t0) / 1000;
+          flat.div_(world);
+          for (const [k, i] of bucket.indices.entries()) {
+            const p = params[i] as Tensor;
+            const slice = flat.narrow(0, bucket.offsets[k] as number, p.numel).view(...p.shape);
+            const g = grads[i];
+            if (g === null) p.grad = slice.clone();
+            else g.copy_(slice);
+          }
+        }
+      }),
+    );
+  }
+
+  /** The Trainer's hooks (trainStep's dataParallel option). */
+  beforeForward(): void {
+    this.syncBuffers();
+  }
+
+  afterBackward(params: readonly Tensor[]): void {
+    this.reduceGradients(params);
+  }
+
+  /** The mean of each number over the ranks (the step's loss and accuracy: equal shares). */
+  averageMetrics(metrics: Record<string, number>): Record<string, number> {
+    if (this.group.worldSize === 1) return metrics;
+    const keys = Object.keys(metrics).sort();
+    const values = this.allreduceNumbers(
+      keys.map((k) => metrics[k] as number),
+      "sum",
+    );
+    return Object.fromEntries(keys.map((k, i) => [k, (values[i] as number) / this.group.worldSize]));
+  }
+
+  /** Numbers reduced over the ranks (float64), synchronously. */
+  allreduceNumbers(values: readonly number[], op: "sum" | "max" | "min"): number[] {
+    return scope(() => {
+      const t = tensor(Float64Array.from(values));
+      this.group.allreduce(t, { op }).waitSync();
+      return t.toFlatArray();
+    });
+  }
+
+  /** Rank src's numbers on every rank; asynchronous, for waits as long as a validation pass. */
+  async broadcastNumbers(values: readonly number[], src: number, timeoutMs?: number): Promise<number[]> {
+    const t = tensor(Float64Array.from(values));
+    try {
+      await this.group.broadcast(t, { src, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }).wait();
+      return t.toFlatArray();
+    } finally {
+      t.dispose();
+    }
+  }
+
+  // Coalesced per dtype: one broadcast per dtype instead of one per tensor.
+  #broadcast(tensors: readonly Tensor[]): void {
+    if (this.group.worldSize === 1 || tensors.length === 0) return;
+    noGrad(() =>
+      scope(() => {
+        const byDtype = new Map<string, Tensor[]>();
+        for (const t of tensors) {
+          const list = byDtype.get(t.dtype) ?? [];
+          list.push(t);
+          byDtype.set(t.dtype, list);
+        }
+        const pending: { list: Tensor[]; flat: Tensor; work: Work }[] = [];
+        for (const list of byDtype.values()) {
+          const flat = cat(list.map((t) => t.detach().reshape(-1)));
+          pending.push({ list, flat, work: this.group.broadcast(flat, { src: 0 }) });
+        }
+        for (const { list, flat, work } of pending) {
+          work.waitSync();
+          let off = 0;
+          for (const t of list) {
+            t.copy_(flat.narrow(0, off, t.numel).view(...t.shape));
+            off += t.numel;
+          }
+        }
+      }),
+    );
+  }
+}
