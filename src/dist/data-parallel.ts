@@ -153,7 +153,9 @@ export class DataParallel {
       keys.map((k) => metrics[k] as number),
       "sum",
     );
-    return Object.fromEntries(keys.map((k, i) => [k, (values[i] as number) / this.group.worldSize]));
+    const mean = new Map(keys.map((k, i) => [k, (values[i] as number) / this.group.worldSize]));
+    // The caller's key order (the log's column order); sorted only for the reduction.
+    return Object.fromEntries(Object.keys(metrics).map((k) => [k, mean.get(k) as number]));
   }
 
   /** Numbers reduced over the ranks (float64), synchronously. */
