@@ -9,6 +9,7 @@
         "native/cpu_allocator.cc",
         "native/dist.cc",
         "native/generator.cc",
+        "native/grad_ready.cc",
         "native/op_call.cc",
         "native/runtime.cc",
         "native/tensor_data.cc",

@@ -23,6 +23,7 @@ interface WorkerTask {
   steps?: number;
   batch?: number;
   width?: number;
+  overlap?: boolean;
 }
 
 const task = JSON.parse(process.argv[2] as string) as WorkerTask;
@@ -54,14 +55,19 @@ async function steps(pg: ProcessGroup | null): Promise<Record<string, unknown>> 
   const x = keep(rand([local, 3, 32, 32]));
   const y = keep(randint(0, 10, [local]));
   const opt = new SGD(net.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const dp = pg === null ? null : new DataParallel(pg, net);
+  const dp = pg === null ? null : new DataParallel(pg, net, { overlap: task.overlap ?? true });
+  const params = net.parameters();
   dp?.syncModule();
   net.train();
   const step = () => {
     opt.zeroGrad();
     dp?.beforeForward();
-    scope(() => crossEntropy(net.forward(x), y).backward());
-    dp?.afterBackward(net.parameters());
+    scope(() => {
+      const loss = crossEntropy(net.forward(x), y);
+      dp?.beforeBackward(params);
+      loss.backward();
+    });
+    dp?.afterBackward(params);
     opt.step();
   };
   for (let i = 0; i < task.warmup; i++) step();
@@ -71,7 +77,7 @@ async function steps(pg: ProcessGroup | null): Promise<Record<string, unknown>> 
   const n = task.steps ?? 5;
   for (let i = 0; i < n; i++) step();
   const stepSeconds = (performance.now() - t0) / 1000 / n;
-  return { stepSeconds, waitSeconds: ((dp?.stats.waitSeconds ?? 0) - wait0) / n };
+  return { stepSeconds, waitSeconds: ((dp?.stats.waitSeconds ?? 0) - wait0) / n, buckets: dp?.stats.allreduces ?? 0 };
 }
 
 async function main(): Promise<void> {

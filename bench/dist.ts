@@ -4,8 +4,9 @@
 //              (gloo), alternating sides for --rounds rounds; ratio = our throughput over
 //              theirs (median of each side's per-size medians), target >= 0.9
 //   overhead   the cost of data parallelism: a width-16 ResNet18 training step on a global
-//              batch of --batch, 2 processes x 1 thread (DataParallel) against 1 process x 2
-//              threads (no reference: both sides are ours)
+//              batch of --batch, 2 processes x 1 thread (DataParallel, allreduces started during
+//              backward; also without that overlap) against 1 process x 2 threads (no
+//              reference: both sides are ours)
 // Both use the machine's cores; the load average is printed with every result.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -98,10 +99,21 @@ function throughput(r: Record<string, unknown>): Record<string, number> {
   return Object.fromEntries(SIZES_MB.map((mb) => [String(mb), mb / median(s[String(mb)] ?? [])]));
 }
 
-async function stepTime(opts: BenchOptions, world: number, threads: number, steps: number, warmup: number) {
+async function stepTime(opts: BenchOptions, world: number, threads: number, steps: number, warmup: number, overlap = true) {
   const store = `127.0.0.1:${await freePort()}`;
   const task = (rank: number) =>
-    JSON.stringify({ kind: "step", rank, worldSize: world, store, threads, warmup, steps, batch: opts.batch, width: opts.width });
+    JSON.stringify({
+      kind: "step",
+      rank,
+      worldSize: world,
+      store,
+      threads,
+      warmup,
+      steps,
+      batch: opts.batch,
+      width: opts.width,
+      overlap,
+    });
   return runTogether(
     Array.from({ length: world }, (_, r) => ({ cmd: process.execPath, args: [WORKER, task(r)] })),
     { ...process.env, ...benchEnv(opts) },
@@ -156,6 +168,8 @@ export const dist: CustomBenchmark = {
       const single: number[] = [];
       const dp: number[] = [];
       const waits: number[] = [];
+      const dpAfter: number[] = [];
+      const waitsAfter: number[] = [];
       for (let round = 0; round < opts.rounds; round++) {
         log(`overhead round ${round + 1}/${opts.rounds}: 1 process x 2 threads (load ${loadavg()})`);
         single.push((await stepTime(opts, 1, 2, steps, warmup)).stepSeconds as number);
@@ -163,6 +177,10 @@ export const dist: CustomBenchmark = {
         const r = await stepTime(opts, 2, 1, steps, warmup);
         dp.push(r.stepSeconds as number);
         waits.push(r.waitSeconds as number);
+        log(`overhead round ${round + 1}/${opts.rounds}: 2 processes x 1 thread, allreduce after backward`);
+        const a = await stepTime(opts, 2, 1, steps, warmup, false);
+        dpAfter.push(a.stepSeconds as number);
+        waitsAfter.push(a.waitSeconds as number);
       }
       const s = median(single);
       const d = median(dp);
@@ -176,6 +194,8 @@ export const dist: CustomBenchmark = {
         dataParallelStepSeconds: Math.round(d * 10000) / 10000,
         overhead: Math.round((d / s - 1) * 1000) / 1000,
         gradientWaitSeconds: Math.round(median(waits) * 10000) / 10000,
+        noOverlapStepSeconds: Math.round(median(dpAfter) * 10000) / 10000,
+        noOverlapGradientWaitSeconds: Math.round(median(waitsAfter) * 10000) / 10000,
         rounds: opts.rounds,
         steps,
         loadavg: loadavg(),

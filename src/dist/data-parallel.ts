@@ -12,9 +12,10 @@ import type { Module } from "../nn/module.js";
 import { noGrad } from "../tensor/autograd.js";
 import { cat } from "../tensor/combine.js";
 import { tensor } from "../tensor/creation.js";
-import { scope } from "../tensor/scope.js";
+import { keep, scope } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { assignBuckets, type Bucket } from "./buckets.js";
+import { GradReadyHooks } from "./grad-ready.js";
 import type { ProcessGroup } from "./process-group.js";
 import { syncBatchNorm } from "./sync-batch-norm.js";
 import type { Work } from "./work.js";
@@ -28,6 +29,26 @@ export interface DataParallelOptions {
   broadcastBuffers?: boolean;
   /** BatchNorm over the global batch (torch.nn.SyncBatchNorm) instead of each rank's share (default false). */
   syncBatchNorm?: boolean;
+  /**
+   * Start a bucket's allreduce during the backward pass as soon as its gradients are final
+   * (default true, as DDP); needs beforeBackward() before the (single) backward of a step.
+   */
+  overlap?: boolean;
+}
+
+// One backward pass with overlap: which gradients are final, which buckets are started.
+interface Pass {
+  params: readonly Tensor[];
+  buckets: Bucket[];
+  /** Position in params of each module parameter index (registration order), or -1. */
+  position: Int32Array;
+  bucketOf: Int32Array;
+  ready: Uint8Array;
+  remaining: number[];
+  next: number;
+  started: { bucket: Bucket; flat: Tensor; work: Work }[];
+  /** Buckets started while backward was still running. */
+  early: number;
 }
 
 export interface DataParallelStats {
@@ -36,6 +57,8 @@ export interface DataParallelStats {
   bytes: number;
   /** Seconds spent waiting for gradient buckets (the communication not hidden). */
   waitSeconds: number;
+  /** Buckets whose allreduce started during the backward pass (overlap). */
+  earlyBuckets: number;
 }
 
 export class DataParallel {
@@ -46,7 +69,13 @@ export class DataParallel {
   readonly #firstCapBytes: number;
   // Bucket layouts by the set of parameters that have a gradient (a MoE's unrouted experts have none).
   readonly #layouts = new Map<string, Bucket[]>();
-  readonly stats: DataParallelStats = { allreduces: 0, bytes: 0, waitSeconds: 0 };
+  readonly stats: DataParallelStats = { allreduces: 0, bytes: 0, waitSeconds: 0, earlyBuckets: 0 };
+  readonly #overlap: boolean;
+  readonly #moduleParams: Tensor[];
+  #hooks: GradReadyHooks | null = null;
+  #pass: Pass | null = null;
+  // Bucket layouts of whole parameter lists, by the list's positions among the module's parameters.
+  readonly #full = new Map<string, Bucket[]>();
 
   constructor(group: ProcessGroup, module: Module, options: DataParallelOptions = {}) {
     this.group = group;
@@ -58,6 +87,130 @@ export class DataParallel {
     this.#capBytes = cap * 2 ** 20;
     this.#firstCapBytes = first * 2 ** 20;
     if (options.syncBatchNorm === true) syncBatchNorm(module, group);
+    this.#overlap = (options.overlap ?? true) && group.worldSize > 1;
+    this.#moduleParams = module.parameters();
+  }
+
+  /** Removes the gradient hooks (the module stays usable without data parallelism). */
+  dispose(): void {
+    this.#hooks?.remove();
+    this.#hooks = null;
+  }
+
+  /**
+   * Arms the overlap for the backward pass about to run on `params` (a level's parameters):
+   * every gradient that becomes final starts its bucket's allreduce once the buckets before
+   * it have started (the same order on every rank, whatever order the gradients come in).
+   */
+  beforeBackward(params: readonly Tensor[]): void {
+    if (!this.#overlap) return;
+    if (this.#hooks === null) {
+      const hooked = this.#moduleParams.filter((p) => p.requiresGrad);
+      this.#hooks = new GradReadyHooks(hooked, (i) => this.#onReady(i));
+      this.#hookedParams = hooked;
+    }
+    const key = params.map((p) => this.#moduleParams.indexOf(p)).join(",");
+    let buckets = this.#full.get(key);
+    if (buckets === undefined) {
+      buckets = assignBuckets(
+        params.map((p, index) => ({ index, numel: p.numel, dtype: p.dtype, bytes: p.numel * bytesPer(p.dtype) })),
+        this.#capBytes,
+        this.#firstCapBytes,
+      );
+      this.#full.set(key, buckets);
+    }
+    const where = new Map(params.map((p, i) => [p, i]));
+    const position = Int32Array.from(this.#hookedParams, (p) => where.get(p) ?? -1);
+    const bucketOf = new Int32Array(params.length).fill(-1);
+    for (const [k, b] of buckets.entries()) for (const i of b.indices) bucketOf[i] = k;
+    this.#hooks.drain();
+    this.#pass = {
+      params,
+      buckets,
+      position,
+      bucketOf,
+      ready: new Uint8Array(params.length),
+      remaining: buckets.map((b) => b.indices.length),
+      next: 0,
+      started: [],
+      early: 0,
+    };
+  }
+
+  #hookedParams: Tensor[] = [];
+
+  #onReady(hookIndex: number): void {
+    const pass = this.#pass;
+    if (pass === null) return;
+    const i = pass.position[hookIndex] as number;
+    if (i < 0 || pass.ready[i] === 1) return;
+    pass.ready[i] = 1;
+    const k = pass.bucketOf[i] as number;
+    pass.remaining[k] = (pass.remaining[k] as number) - 1;
+    while (pass.next < pass.buckets.length && pass.remaining[pass.next] === 0) {
+      this.#start(pass, pass.next++);
+      pass.early += 1;
+    }
+  }
+
+  // Flattens a bucket (zeros for a gradient this rank does not have) and starts its allreduce.
+  #start(pass: Pass, k: number): void {
+    const bucket = pass.buckets[k] as Bucket;
+    const flat = noGrad(() =>
+      scope(() => {
+        const parts = bucket.indices.map((i) => {
+          const p = pass.params[i] as Tensor;
+          const g = p.grad;
+          return g === null ? p.detach().mul(0).reshape(-1) : g.reshape(-1);
+        });
+        // Always a copy: the bucket must not alias a gradient this thread still writes.
+        return cat(parts);
+      }),
+    );
+    keep(flat);
+    this.stats.allreduces += 1;
+    this.stats.bytes += flat.numel * bytesPer(flat.dtype);
+    pass.started.push({ bucket, flat, work: this.group.allreduce(flat, { op: "sum" }) });
+  }
+
+  // The end of an overlapped pass: the remaining buckets in order, the unused-parameter map,
+  // then the waits and the copies back into the gradients.
+  #finishPass(pass: Pass): void {
+    this.#pass = null;
+    const world = this.group.worldSize;
+    try {
+      for (const i of this.#hooks?.drain() ?? []) {
+        this.#pass = pass;
+        this.#onReady(i);
+        this.#pass = null;
+      }
+      this.stats.earlyBuckets += pass.early;
+      while (pass.next < pass.buckets.length) this.#start(pass, pass.next++);
+      noGrad(() =>
+        scope(() => {
+          const mask = tensor(Float32Array.from(pass.params, (p) => (p.grad === null ? 0 : 1)));
+          const maskWork = this.group.allreduce(mask, { op: "max" });
+          for (const { bucket, flat, work } of pass.started) {
+            const t0 = performance.now();
+            work.waitSync();
+            this.stats.waitSeconds += (performance.now() - t0) / 1000;
+            flat.div_(world);
+            for (const [k, i] of bucket.indices.entries()) {
+              const p = pass.params[i] as Tensor;
+              const slice = flat.narrow(0, bucket.offsets[k] as number, p.numel).view(...p.shape);
+              const g = p.grad;
+              if (g === null) p.grad = slice.clone();
+              else g.copy_(slice);
+            }
+          }
+          maskWork.waitSync();
+          // A parameter no rank has a gradient for keeps none (the optimizer skips it).
+          for (const [i, v] of mask.toFlatArray().entries()) if (v === 0) (pass.params[i] as Tensor).grad = null;
+        }),
+      );
+    } finally {
+      for (const s of pass.started) s.flat.dispose();
+    }
   }
 
   get rank(): number {
@@ -142,7 +295,10 @@ export class DataParallel {
   }
 
   afterBackward(params: readonly Tensor[]): void {
-    this.reduceGradients(params);
+    const pass = this.#pass;
+    if (pass === null) this.reduceGradients(params);
+    else if (sameList(pass.params, params)) this.#finishPass(pass);
+    else throw new Error("DataParallel: afterBackward got other parameters than beforeBackward");
   }
 
   /** The mean of each number over the ranks (the step's loss and accuracy: equal shares). */
@@ -205,4 +361,12 @@ export class DataParallel {
       }),
     );
   }
+}
+
+function bytesPer(dtype: string): number {
+  return dtype === "float64" || dtype === "int64" ? 8 : dtype === "float32" || dtype === "int32" ? 4 : 2;
+}
+
+function sameList(a: readonly Tensor[], b: readonly Tensor[]): boolean {
+  return a === b || (a.length === b.length && a.every((t, i) => t === b[i]));
 }

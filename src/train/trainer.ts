@@ -271,6 +271,7 @@ export class Trainer {
 
   /** Frees the loader's workers and the optimizers' state (the model stays the caller's). */
   close(): void {
+    this.#dp?.dispose();
     this.#loader.close();
     for (const l of this.#levels) l.optimizer.dispose();
   }
@@ -360,7 +361,11 @@ export interface StepOptions {
   /** Called for a loss term that is NaN or infinite, before any gradient is taken (default: throw). */
   onNonFinite?: (level: string, term: string, value: number) => void;
   /** Data parallelism (src/dist): before each level's forward, and on its gradients after backward. */
-  dataParallel?: { beforeForward(): void; afterBackward(params: readonly Tensor[]): void };
+  dataParallel?: {
+    beforeForward(): void;
+    beforeBackward(params: readonly Tensor[]): void;
+    afterBackward(params: readonly Tensor[]): void;
+  };
 }
 
 /**
@@ -405,6 +410,7 @@ export function trainStep(
       if (!Number.isFinite(loss)) check(levelName, "loss", loss);
       metrics[`${prefix}loss`] = loss;
       metrics[`${prefix}acc`] = noGrad(() => r.logits.argmax(1).eq(r.y).double().mean().item());
+      options.dataParallel?.beforeBackward(level.parameters);
       r.loss.backward();
     });
     options.dataParallel?.afterBackward(level.parameters);

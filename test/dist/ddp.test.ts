@@ -80,10 +80,21 @@ describe("DataParallel", () => {
     );
   });
 
-  for (const kind of ["mlp", "convbn"] as const) {
-    it(kind === "mlp"
-      ? "2 processes x half batch == 1 process x whole batch after K steps (no BatchNorm, 1e-5)"
-      : "with SyncBatchNorm: 2 processes == 1 process with BatchNorm over the whole batch (weights and running stats, 1e-5)", {
+  const cases = [
+    {
+      kind: "mlp",
+      overlap: true,
+      title: "2 processes x half batch == 1 process x whole batch after K steps (no BatchNorm, 1e-5)",
+    },
+    { kind: "mlp", overlap: false, title: "the same without overlapping the allreduces with backward" },
+    {
+      kind: "convbn",
+      overlap: true,
+      title: "with SyncBatchNorm: 2 processes == 1 process with BatchNorm over the whole batch (weights and running stats, 1e-5)",
+    },
+  ] as const;
+  for (const { kind, overlap, title } of cases) {
+    it(title, {
       skip: !availableBackends().includes("gloo") && "built without gloo",
     }, async () => {
       const { x, y } = data(kind === "mlp" ? 6 : 3 * 8 * 8);
@@ -92,11 +103,12 @@ describe("DataParallel", () => {
         startRank({
           scenario: "ddp",
           model: kind,
+          overlap,
           rank,
           worldSize: 2,
           store,
           timeoutMs: 60_000,
-          out: join(tmp.dir, `ddp-${kind}-${rank}.json`),
+          out: join(tmp.dir, `ddp-${kind}-${overlap}-${rank}.json`),
           x,
           y,
           steps: STEPS,
@@ -106,10 +118,14 @@ describe("DataParallel", () => {
       for (const [rank, e] of exits.entries()) assert.equal(e.code, 0, `rank ${rank} failed: ${e.stderr}`);
       const ref = singleProcess(kind, x, y);
       for (const rank of [0, 1]) {
-        const r = readJson<{ params: Record<string, number[]>; losses: number[]; buckets: number }>(
-          join(tmp.dir, `ddp-${kind}-${rank}.json`),
+        const r = readJson<{ params: Record<string, number[]>; losses: number[]; buckets: number; early: number }>(
+          join(tmp.dir, `ddp-${kind}-${overlap}-${rank}.json`),
         );
         assert.ok(r.buckets > 1, "the tiny bucket cap should make several buckets");
+        // With overlap every bucket starts while backward runs (each as soon as its last gradient
+        // is accumulated); without, all start after it.
+        if (overlap) assert.equal(r.early, r.buckets);
+        else assert.equal(r.early, 0);
         assert.deepEqual(Object.keys(r.params), Object.keys(ref.params));
         let worst = 0;
         for (const [k, v] of Object.entries(ref.params)) {
