@@ -55,7 +55,10 @@ export interface DataParallelStats {
   /** Gradient allreduce calls and their bytes since construction. */
   allreduces: number;
   bytes: number;
-  /** Seconds spent waiting for gradient buckets (the communication not hidden). */
+  /**
+   * Seconds spent after backward waiting for the gradient collectives (buckets and the
+   * unused-parameter map): the communication not hidden, plus waiting for slower ranks.
+   */
   waitSeconds: number;
   /** Buckets whose allreduce started during the backward pass (overlap). */
   earlyBuckets: number;
@@ -203,7 +206,9 @@ export class DataParallel {
               else g.copy_(slice);
             }
           }
+          const m0 = performance.now();
           maskWork.waitSync();
+          this.stats.waitSeconds += (performance.now() - m0) / 1000;
           // A parameter no rank has a gradient for keeps none (the optimizer skips it).
           for (const [i, v] of mask.toFlatArray().entries()) if (v === 0) (pass.params[i] as Tensor).grad = null;
         }),
@@ -244,7 +249,9 @@ export class DataParallel {
         const grads = params.map((p) => p.grad);
         // Which parameters have a gradient anywhere: one small allreduce (DDP's unused-parameter map).
         const mask = tensor(Float32Array.from(grads, (g) => (g === null ? 0 : 1)));
+        const m0 = performance.now();
         this.group.allreduce(mask, { op: "max" }).waitSync();
+        this.stats.waitSeconds += (performance.now() - m0) / 1000;
         const anywhere = mask.toFlatArray().map((v) => v > 0);
         const key = anywhere.map((v) => (v ? "1" : "0")).join("");
         let buckets = this.#layouts.get(key);
