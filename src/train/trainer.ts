@@ -92,11 +92,14 @@ export class Trainer {
     const c = options.config;
     this.config = c;
     this.out = options.out;
-    // RMOE_NUM_THREADS: the share of the cores `rmoe train --nproc` gives each process.
-    const envThreads = Number(process.env.RMOE_NUM_THREADS);
-    setNumThreads(
-      c.threads > 0 ? c.threads : Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism(),
-    );
+    // RMOE_NUM_THREADS: the share of the cores `rmoe train --nproc` gives each of the
+    // LOCAL_WORLD_SIZE processes on this machine; a preset's thread count (meant for one
+    // process) does not exceed it there.
+    const env = Number(process.env.RMOE_NUM_THREADS);
+    const share = Number.isInteger(env) && env > 0 ? env : 0;
+    const local = Number(process.env.LOCAL_WORLD_SIZE);
+    const threads = c.threads > 0 ? c.threads : share > 0 ? share : availableParallelism();
+    setNumThreads(share > 0 && local > 1 ? Math.min(threads, share) : threads);
     const { train, val } = trainSplits(c, options.dataRoot);
     this.#val = val;
     // The model's initial weights come from the seed alone.
