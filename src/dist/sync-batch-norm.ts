@@ -7,6 +7,7 @@
 // Every rank must run every synchronised layer in every training forward, in the same order:
 // true of a ResNet, not of a MoE's experts when the router sends a rank no samples for one
 // (PyTorch's SyncBatchNorm has the same requirement).
+import { MoE } from "../models/moe.js";
 import { BatchNorm2d } from "../nn/batch-norm.js";
 import type { Module } from "../nn/module.js";
 import { noGrad } from "../tensor/autograd.js";
@@ -56,6 +57,18 @@ function syncForward(bn: BatchNorm2d, x: Tensor, group: ProcessGroup): Tensor {
  * whole group's batch. Returns a function that restores per-rank statistics.
  */
 export function syncBatchNorm(module: Module, group: ProcessGroup): () => void {
+  for (const m of module.modules()) {
+    if (!(m instanceof MoE) || m.experts.length < 2) continue;
+    // An expert a rank routes no sample to skips its BatchNorm there: the others would wait
+    // for it until the timeout. Refused rather than hung.
+    if (m.k < m.experts.length)
+      throw new Error(
+        `syncBatchNorm: a MoE with ${m.gating} gating (k = ${m.k} of ${m.experts.length} experts) does not run every expert on every rank; use dense gating or per-rank BatchNorm statistics`,
+      );
+    // The concurrent expert backward runs the experts (and their collectives) in a thread
+    // order that differs between ranks; collectives must come in the same order everywhere.
+    m.concurrentBackward = false;
+  }
   const patched: BatchNorm2d[] = [];
   for (const m of module.modules()) {
     if (!(m instanceof BatchNorm2d)) continue;

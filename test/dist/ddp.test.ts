@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { assignBuckets } from "../../src/dist/buckets.js";
-import { availableBackends } from "../../src/dist/process-group.js";
+import { DataParallel } from "../../src/dist/data-parallel.js";
+import { availableBackends, initProcessGroup } from "../../src/dist/process-group.js";
+import { MoE, ResNet18 } from "../../src/models/index.js";
 import { crossEntropy } from "../../src/nn/functional.js";
 import type { Module } from "../../src/nn/index.js";
 import { SGD } from "../../src/optim/sgd.js";
@@ -140,4 +142,26 @@ describe("DataParallel", () => {
       }
     });
   }
+
+  it("SyncBatchNorm refuses a top-k MoE (an expert may not run on every rank) and serialises a dense one's backward", {
+    skip: !availableBackends().includes("gloo") && "built without gloo",
+  }, async () => {
+    const pg = await initProcessGroup({ store: { file: join(tmp.dir, "sbn") }, rank: 0, worldSize: 1, timeoutMs: 10_000 });
+    const experts = () => [new ResNet18({ width: 2 }), new ResNet18({ width: 2 })];
+    const topk = new MoE(experts(), { k: 1 });
+    const dense = new MoE(experts(), { gating: "dense" });
+    try {
+      assert.throws(
+        () => new DataParallel(pg, topk, { syncBatchNorm: true }),
+        /syncBatchNorm: a MoE with topk gating \(k = 1 of 2 experts\) does not run every expert on every rank/,
+      );
+      assert.equal(dense.concurrentBackward, true);
+      new DataParallel(pg, dense, { syncBatchNorm: true }).dispose();
+      assert.equal(dense.concurrentBackward, false);
+    } finally {
+      topk.dispose();
+      dense.dispose();
+      await pg.destroy();
+    }
+  });
 });
