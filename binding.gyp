@@ -7,7 +7,9 @@
         "native/autograd.cc",
         "native/concurrent_branches.cc",
         "native/cpu_allocator.cc",
+        "native/dist.cc",
         "native/generator.cc",
+        "native/grad_ready.cc",
         "native/op_call.cc",
         "native/runtime.cc",
         "native/tensor_data.cc",
@@ -20,7 +22,8 @@
       "defines": [
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
-        "_GLIBCXX_USE_CXX11_ABI=<!(node scripts/libtorch-config.mjs abi)"
+        "_GLIBCXX_USE_CXX11_ABI=<!(node scripts/libtorch-config.mjs abi)",
+        "<!@(node scripts/libtorch-config.mjs defines)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

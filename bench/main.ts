@@ -15,6 +15,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   attack: async () => (await import("./attack.js")).attack,
   train: async () => (await import("./train.js")).train,
   autoattack: async () => (await import("./autoattack.js")).autoattack,
+  dist: async () => (await import("./dist.js")).dist,
   data: async () => {
     const { runDataBench } = await import("./data.js");
     return {

@@ -8,6 +8,8 @@ void initAutograd(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
 void initConcurrentBranches(Napi::Env env, Napi::Object exports);
 void initGenerator(Napi::Env env, Napi::Object exports);
+void initDist(Napi::Env env, Napi::Object exports);
+void initGradReady(Napi::Env env, Napi::Object exports);
 }  // namespace rmoe
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -18,6 +20,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rmoe::initAutograd(env, exports);
   rmoe::initConcurrentBranches(env, exports);
   rmoe::initGenerator(env, exports);
+  rmoe::initDist(env, exports);
+  rmoe::initGradReady(env, exports);
   return exports;
 }
 

@@ -2,7 +2,11 @@
 // Tells binding.gyp where LibTorch is and how to compile against it.
 // Order: $LIBTORCH (an official LibTorch zip layout, or a Python torch install's
 // torch/ folder: both have include/ and lib/), then Debian's libtorch-dev.
-// Usage: node scripts/libtorch-config.mjs include|ldflags|libs|abi|describe
+// c10d (native/dist.cc): ProcessGroupGloo's header includes gloo's, which Debian ships apart
+// (libgloo-dev; the symbols are in libtorch_cpu either way); NCCL needs a CUDA LibTorch and
+// nccl.h. Each backend is compiled in only when its headers are there (RMOE_WITH_GLOO,
+// RMOE_WITH_NCCL); the addon reports what it has (dist.features()).
+// Usage: node scripts/libtorch-config.mjs include|ldflags|libs|abi|defines|describe
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -46,12 +50,45 @@ function detectAbi(c10) {
   }
 }
 
+// The first directory holding gloo/algorithm.h: $GLOO_INCLUDE_DIR, LibTorch's include/, /usr/include.
+function glooInclude(lt) {
+  const dirs = [process.env.GLOO_INCLUDE_DIR, ...lt.includes, "/usr/include"].filter((d) => d !== undefined && d !== "");
+  return dirs.find((d) => existsSync(join(d, "gloo", "algorithm.h"))) ?? null;
+}
+
+// nccl.h: $NCCL_INCLUDE_DIR, LibTorch's include/, CUDA's, the system's, or a pip wheel's
+// nvidia/nccl next to a site-packages torch.
+function ncclInclude(lt) {
+  const root = process.env.LIBTORCH;
+  const dirs = [
+    process.env.NCCL_INCLUDE_DIR,
+    ...lt.includes,
+    root === undefined ? undefined : join(root, "..", "nvidia", "nccl", "include"),
+    process.env.CUDA_HOME === undefined ? undefined : join(process.env.CUDA_HOME, "include"),
+    "/usr/local/cuda/include",
+    "/usr/include",
+  ].filter((d) => d !== undefined && d !== "");
+  return dirs.find((d) => existsSync(join(d, "nccl.h"))) ?? null;
+}
+
 const lt = locate();
 const hasCuda = existsSync(join(lt.libdir, "libtorch_cuda.so"));
+const gloo = glooInclude(lt);
+const nccl = hasCuda ? ncclInclude(lt) : null;
 switch (process.argv[2]) {
-  case "include":
-    process.stdout.write(lt.includes.join(" "));
+  case "include": {
+    const dirs = [...lt.includes];
+    for (const d of [gloo, nccl]) if (d !== null && !dirs.includes(d)) dirs.push(d);
+    process.stdout.write(dirs.join(" "));
     break;
+  }
+  case "defines": {
+    const defs = [];
+    if (gloo !== null) defs.push("USE_C10D_GLOO", "RMOE_WITH_GLOO");
+    if (nccl !== null) defs.push("USE_C10D_NCCL", "RMOE_WITH_NCCL");
+    process.stdout.write(defs.join(" "));
+    break;
+  }
   case "ldflags": {
     const flags = [`-L${lt.libdir}`];
     if (lt.kind === "LIBTORCH") flags.push(`-Wl,-rpath,${lt.libdir}`);
@@ -71,8 +108,8 @@ switch (process.argv[2]) {
     process.stdout.write(String(detectAbi(lt.c10)));
     break;
   case "describe":
-    process.stdout.write(`${JSON.stringify({ ...lt, cuda: hasCuda, abi: detectAbi(lt.c10) })}\n`);
+    process.stdout.write(`${JSON.stringify({ ...lt, cuda: hasCuda, abi: detectAbi(lt.c10), gloo, nccl })}\n`);
     break;
   default:
-    fail("usage: libtorch-config.mjs include|ldflags|libs|abi|describe");
+    fail("usage: libtorch-config.mjs include|ldflags|libs|abi|defines|describe");
 }

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium: only the report test opens the page in it (driven by playwright-core, no browser download).
-APT_PACKAGES=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy g++ make python3 chromium)
+# libgloo-dev: the headers c10d's ProcessGroupGloo includes (its code is in libtorch_cpu already).
+APT_PACKAGES=(libtorch-dev libgloo-dev libopenblas0-openmp python3-torch python3-numpy g++ make python3 chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@
 export * as attacks from "./attacks/index.js";
 export * as certify from "./certify/index.js";
 export * as data from "./data/index.js";
+export * as dist from "./dist/index.js";
 export * as evaluation from "./eval/index.js";
 
 export * from "./io/checkpoint.js";

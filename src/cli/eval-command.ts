@@ -6,21 +6,25 @@ import type { Norm } from "../attacks/attack.js";
 import { CERTIFY_METHODS, type CertifyMethod, certifyNorm } from "../certify/batch-certifier.js";
 import type { ImageDataset } from "../data/dataset.js";
 import { type Progress, streamProgress } from "../data/progress.js";
+import { allgatherBytes } from "../dist/gather.js";
+import type { ProcessGroup } from "../dist/process-group.js";
 import { parseAttackList } from "../eval/attack-spec.js";
 import { shardSampleCount } from "../eval/batches.js";
 import { checkSplit, defaultSplit, type EvalDatasetName, isEvalDataset, loadEvalDataset } from "../eval/datasets.js";
 import { parseEps } from "../eval/eps.js";
 import { evaluateRecord, reportFromRecord } from "../eval/evaluate.js";
-import { loadRecord, saveRecord } from "../eval/flags-file.js";
+import { loadRecord, recordFromFlags, recordToFlags, saveRecord } from "../eval/flags-file.js";
 import { mergeRecords } from "../eval/merge.js";
 import { checkModelFitsData } from "../eval/model-fit.js";
 import type { CertifySettings } from "../eval/options.js";
+import type { EvalRecord } from "../eval/record.js";
 import { formatReportJson, formatReportTable } from "../eval/report-format.js";
 import { parseShard, type Shard } from "../eval/shard.js";
 import { loadCheckpoint, readCheckpointConfig } from "../io/checkpoint.js";
 import type { Model, ModelConfig } from "../models/config.js";
 import { DualModel } from "../models/dual.js";
 import { type OptionSpec, type ParsedOptions, parseOptions } from "./args.js";
+import { DIST_HELP, DIST_OPTIONS, startDistributed } from "./dist-options.js";
 
 export const EVAL_SUMMARY = `eval --ckpt FILE --data cifar10 [--attacks pgd50,apgd-ce] [--n N] [--json]
                                              SA, RA per attack and worst case, RA-E, RA-R, route flips,
@@ -79,6 +83,7 @@ ${COMMON_HELP.replace("DEFAULT_N", "1000").replace(
   --save-flags FILE    write every per-sample flag (JSON) so that runs combine
   --shard I/N          evaluate only shard I of N (batches I-1, I-1+N, ...; needs --save-flags);
                        rmoe eval merge joins the shards into the report of one run
+${DIST_HELP}
   --json               print the report as JSON (schema in docs/EVAL.md) instead of a table
 
 merge: reads the flags files of shards 1/N..N/N of one evaluation and writes the report of
@@ -338,7 +343,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(EVAL_USAGE);
     return 0;
   }
-  return runCommand("rmoe eval", EVAL_USAGE, () => {
+  return runCommand("rmoe eval", EVAL_USAGE, async () => {
     const o = parseCommandOptions(
       argv,
       {
@@ -353,11 +358,18 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
         "save-flags": { type: "string" },
         shard: { type: "string" },
         json: { type: "flag" },
+        ...DIST_OPTIONS,
       },
       "rmoe eval",
     );
+    // Data parallel: every rank evaluates shard rank+1 of worldSize, rank 0 merges and reports.
+    const started = await startDistributed("eval", o, argv);
+    if ("launched" in started) return started.launched;
+    const group = started.group;
+    if (group !== null && typeof o.shard === "string")
+      throw new UsageError("rmoe eval: --shard and a process group both split the evaluation; give one");
     const s = commonSettings(o, "rmoe eval");
-    let shard: Shard | null = null;
+    let shard: Shard | null = group === null ? null : { index: group.rank + 1, count: group.worldSize };
     if (typeof o.shard === "string") {
       try {
         shard = parseShard(o.shard);
@@ -400,12 +412,24 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
         onProgress: (p) => update(p.done),
       });
       progress.end();
-      if (typeof o["save-flags"] === "string") saveRecord(o["save-flags"], record);
-      const report = reportFromRecord(record);
+      const merged = group === null ? record : await mergeOverGroup(group, record);
+      if (merged === null) return 0;
+      if (typeof o["save-flags"] === "string") saveRecord(o["save-flags"], merged);
+      const report = reportFromRecord(merged);
       process.stdout.write(o.json === true ? formatReportJson(report) : formatReportTable(report));
       return 0;
     } finally {
       model.dispose();
+      await group?.destroy().catch(() => {});
     }
   });
+}
+
+/** Every rank's shard record to rank 0, merged there (null on the other ranks). */
+async function mergeOverGroup(group: ProcessGroup, record: EvalRecord): Promise<EvalRecord | null> {
+  const mine = new TextEncoder().encode(JSON.stringify(recordToFlags(record)));
+  const all = await allgatherBytes(group, mine);
+  if (group.rank !== 0) return null;
+  const text = new TextDecoder();
+  return mergeRecords(all.map((b, r) => recordFromFlags(JSON.parse(text.decode(b)), `rank ${r}'s shard`)));
 }

@@ -162,9 +162,23 @@ export function batchSeed(seed: number, epoch: number, batch: number): number {
   return mixSeed(seed, 0x41554721, epoch, batch);
 }
 
+/** Which positions of a batch one data-parallel rank keeps: offset, offset + stride, ... */
+export interface BatchSelection {
+  offset: number;
+  stride: number;
+}
+
+/** How many of n positions a selection keeps. */
+export function selectedCount(n: number, select: BatchSelection | null): number {
+  return select === null ? n : Math.max(0, Math.ceil((n - select.offset) / select.stride));
+}
+
 /**
  * Assembles a batch: images at storage positions `indices` (each C*H*W bytes in `images`),
  * augmented by plan with randomness from (seed, epoch, batch), into out (NCHW uint8).
+ * With `select`, `indices` is the whole batch and only the selected positions are written
+ * (packed): every image is still drawn for, so a rank's images get exactly the augmentation
+ * they get in the whole batch.
  */
 export function assembleBatch(
   images: Uint8Array,
@@ -174,13 +188,18 @@ export function assembleBatch(
   epoch: number,
   batch: number,
   out: Uint8Array,
+  select: BatchSelection | null = null,
 ): void {
   const inSize = plan.channels * plan.height * plan.width;
   const outSize = plan.channels * plan.outHeight * plan.outWidth;
-  if (out.length < indices.length * outSize) throw new RangeError(`assembleBatch: output of ${out.length} bytes is too small`);
+  const count = selectedCount(indices.length, select);
+  if (out.length < count * outSize) throw new RangeError(`assembleBatch: output of ${out.length} bytes is too small`);
   const rng = new Rng(batchSeed(seed, epoch, batch));
+  let j = 0;
   for (let k = 0; k < indices.length; k++) {
     const d = drawSample(plan, rng);
-    applySample(images, (indices[k] as number) * inSize, out, k * outSize, plan, d);
+    if (select !== null && (k < select.offset || (k - select.offset) % select.stride !== 0)) continue;
+    applySample(images, (indices[k] as number) * inSize, out, j * outSize, plan, d);
+    j++;
   }
 }

@@ -3,7 +3,7 @@
 // shared counter that workers bump after each reply. So a synchronous training loop gets
 // its batches without ever yielding to the event loop.
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
-import type { AugmentPlan } from "./augment.js";
+import type { AugmentPlan, BatchSelection } from "./augment.js";
 import type { WorkerInit, WorkerReply, WorkerRequest } from "./loader-worker.js";
 
 /** How long a worker thread may take to start. */
@@ -73,11 +73,11 @@ export class WorkerPool {
     return this.workers.length;
   }
 
-  request(gen: number, epoch: number, batch: number, indices: Int32Array): void {
+  request(gen: number, epoch: number, batch: number, indices: Int32Array, select: BatchSelection | null = null): void {
     if (this.closed) throw new Error("DataLoader: used after close()");
     const w = this.workers[batch % this.workers.length] as { port: MessagePort };
     const recycle = this.free.pop() ?? null;
-    const req: WorkerRequest = { gen, epoch, batch, indices, recycle };
+    const req: WorkerRequest = { gen, epoch, batch, indices, select, recycle };
     const transfer: ArrayBuffer[] = [indices.buffer as ArrayBuffer];
     if (recycle !== null) transfer.push(recycle);
     w.port.postMessage(req, transfer);

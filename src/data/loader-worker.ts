@@ -4,7 +4,7 @@
 // Atomics.wait (a synchronous training loop never turns the event loop) wakes and takes
 // the reply with receiveMessageOnPort.
 import { type MessagePort, workerData } from "node:worker_threads";
-import { type AugmentPlan, assembleBatch } from "./augment.js";
+import { type AugmentPlan, assembleBatch, type BatchSelection, selectedCount } from "./augment.js";
 
 export interface WorkerInit {
   port: MessagePort;
@@ -21,6 +21,8 @@ export interface WorkerRequest {
   epoch: number;
   batch: number;
   indices: Int32Array;
+  /** A data-parallel rank's positions of the batch (null: all). */
+  select: BatchSelection | null;
   /** A spent batch buffer handed back for reuse, if any. */
   recycle: ArrayBuffer | null;
 }
@@ -46,9 +48,9 @@ Atomics.notify(signal, 0);
 
 init.port.on("message", (req: WorkerRequest) => {
   try {
-    const bytes = req.indices.length * outSize;
+    const bytes = selectedCount(req.indices.length, req.select) * outSize;
     const buffer = req.recycle !== null && req.recycle.byteLength >= bytes ? req.recycle : new ArrayBuffer(bytes);
-    assembleBatch(images, req.indices, init.plan, init.seed, req.epoch, req.batch, new Uint8Array(buffer, 0, bytes));
+    assembleBatch(images, req.indices, init.plan, init.seed, req.epoch, req.batch, new Uint8Array(buffer, 0, bytes), req.select);
     reply({ gen: req.gen, batch: req.batch, buffer, bytes }, [buffer]);
   } catch (e) {
     reply({ gen: req.gen, batch: req.batch, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }, []);

@@ -10,7 +10,7 @@ import { availableParallelism } from "node:os";
 import { interpolate } from "../nn/functional.js";
 import { fromBytes } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { type AugmentOptions, type AugmentPlan, assembleBatch, makePlan } from "./augment.js";
+import { type AugmentOptions, type AugmentPlan, assembleBatch, type BatchSelection, makePlan, selectedCount } from "./augment.js";
 import type { ImageDataset, StorageView } from "./dataset.js";
 import { WorkerPool } from "./loader-pool.js";
 import { checkSeed, mixSeed, Rng, shuffleInPlace } from "./rng.js";
@@ -37,6 +37,13 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Milliseconds to wait for a worker before giving up (default 60000). */
   timeoutMs?: number;
+  /**
+   * Data parallelism (torch's DistributedSampler): this rank's share of every batch. batchSize
+   * stays the global batch; rank r gets positions r, r + worldSize, ... of each one, i.e. of
+   * the epoch order, so the ranks' batches of step k together are the single process's batch
+   * k, with the same augmentation. Needs dropLast and batchSize divisible by worldSize.
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 /** A batch as tensors: x float32 [N, C, H, W] in [0, 1], y int64 [N]. The caller disposes both. */
@@ -80,6 +87,7 @@ export class DataLoader {
   private readonly resize: { size: [number, number]; antialias: boolean } | null;
   private readonly source: StorageView;
   private readonly timeoutMs: number;
+  private readonly select: BatchSelection | null;
   private pool: WorkerPool | null = null;
   private gen = 0;
   private closed = false;
@@ -96,6 +104,18 @@ export class DataLoader {
     }
     this.prefetch = positiveInt(options.prefetch ?? Math.max(2, 2 * this.workers), "prefetch");
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.select = null;
+    if (options.shard !== undefined) {
+      const { rank, worldSize } = options.shard;
+      positiveInt(worldSize, "shard.worldSize");
+      if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize)
+        throw new TypeError(`DataLoader: shard.rank must be an integer in [0, ${worldSize - 1}], got ${rank}`);
+      if (this.batchSize % worldSize !== 0)
+        throw new TypeError(`DataLoader: the global batch size ${this.batchSize} is not divisible by the ${worldSize} ranks`);
+      // A last partial batch would give the ranks unequal (or empty) shares.
+      if (!this.dropLast) throw new TypeError("DataLoader: a sharded loader needs dropLast: true");
+      if (worldSize > 1) this.select = { offset: rank, stride: worldSize };
+    }
     this.source = dataset.view();
     this.plan = makePlan(options.augment ?? {}, this.source.storage.shape);
     if (options.resize !== undefined) {
@@ -182,24 +202,32 @@ export class DataLoader {
     for (let b = from; b < nb; b++) {
       if (this.gen !== gen) throw new Error("DataLoader: this epoch was ended by starting another one");
       const [from, to] = slice(b);
-      const count = to - from;
+      const count = selectedCount(to - from, this.select);
       let images: Uint8Array;
       if (pool !== null) {
         for (; asked < nb && asked < b + this.prefetch; asked++) {
           const [f, t] = slice(asked);
-          pool.request(gen, epoch, asked, base.slice(f, t));
+          pool.request(gen, epoch, asked, base.slice(f, t), this.select);
         }
         const r = pool.wait(gen, b, this.timeoutMs);
         images = new Uint8Array(r.buffer, 0, r.bytes);
       } else {
         if (!reuse || scratch === null || scratch.byteLength < count * outSize) scratch = new ArrayBuffer(count * outSize);
         images = new Uint8Array(scratch, 0, count * outSize);
-        assembleBatch(storage.images, base.subarray(from, to), this.plan, this.seed, epoch, b, images);
+        assembleBatch(storage.images, base.subarray(from, to), this.plan, this.seed, epoch, b, images, this.select);
         if (!reuse) scratch = null;
       }
+      // This rank's positions of the batch (all of them without a shard).
+      const offset = this.select?.offset ?? 0;
+      const stride = this.select?.stride ?? 1;
       const labels = new Int32Array(count);
-      for (let k = 0; k < count; k++) labels[k] = storage.labels[base[from + k] as number] as number;
-      yield { images, labels, indices: order.slice(from, to), shape: [count, C, OH, OW], epoch, index: b };
+      const indices = new Int32Array(count);
+      for (let k = 0; k < count; k++) {
+        const at = from + offset + k * stride;
+        labels[k] = storage.labels[base[at] as number] as number;
+        indices[k] = order[at] as number;
+      }
+      yield { images, labels, indices, shape: [count, C, OH, OW], epoch, index: b };
     }
   }
 

@@ -5,6 +5,8 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { DataLoader } from "../data/loader.js";
+import { DataParallel, type DataParallelOptions } from "../dist/data-parallel.js";
+import type { ProcessGroup } from "../dist/process-group.js";
 import { saveCheckpoint } from "../io/checkpoint.js";
 import type { Model } from "../models/config.js";
 import { clipGradNorm } from "../optim/grad-clip.js";
@@ -42,6 +44,11 @@ export interface TrainerOptions {
   progress?: (NodeJS.WritableStream & { isTTY?: boolean; columns?: number }) | null;
   /** Stop after this many steps in total (tests and benchmarks); the run stays resumable. */
   maxSteps?: number;
+  /**
+   * Data parallelism over a process group (docs/DISTRIBUTED.md): config.batchSize is the
+   * global batch, each rank trains on its share; rank 0 writes the run directory.
+   */
+  dataParallel?: { group: ProcessGroup } & DataParallelOptions;
 }
 
 export interface TrainSummary {
@@ -77,6 +84,7 @@ export class Trainer {
   readonly #loader: DataLoader;
   readonly #val: import("../data/dataset.js").ImageDataset;
   readonly #options: TrainerOptions;
+  readonly #dp: DataParallel | null;
   #state: TrainState = { step: 0, epoch: 0, batch: 0, best: null, elapsed: 0 };
 
   constructor(options: TrainerOptions) {
@@ -84,12 +92,21 @@ export class Trainer {
     const c = options.config;
     this.config = c;
     this.out = options.out;
-    setNumThreads(c.threads > 0 ? c.threads : availableParallelism());
+    // RMOE_NUM_THREADS: the share of the cores `rmoe train --nproc` gives each of the
+    // LOCAL_WORLD_SIZE processes on this machine; a preset's thread count (meant for one
+    // process) does not exceed it there.
+    const env = Number(process.env.RMOE_NUM_THREADS);
+    const share = Number.isInteger(env) && env > 0 ? env : 0;
+    const local = Number(process.env.LOCAL_WORLD_SIZE);
+    const threads = c.threads > 0 ? c.threads : share > 0 ? share : availableParallelism();
+    setNumThreads(share > 0 && local > 1 ? Math.min(threads, share) : threads);
     const { train, val } = trainSplits(c, options.dataRoot);
     this.#val = val;
     // The model's initial weights come from the seed alone.
     manualSeed(c.seed);
     this.model = buildTrainModel(c);
+    const dpo = options.dataParallel;
+    this.#dp = dpo === undefined ? null : new DataParallel(dpo.group, this.model, dpo);
     this.method = methodSpec(c.method).create(this.model, {
       attack: c.attack,
       beta: c.beta,
@@ -108,6 +125,7 @@ export class Trainer {
       },
       workers: c.data.workers,
       ...(c.data.resize > 0 ? { resize: { size: c.data.resize } } : {}),
+      ...(this.#dp !== null ? { shard: { rank: this.#dp.rank, worldSize: this.#dp.worldSize } } : {}),
     });
     if (this.#loader.length === 0) throw new Error(`data: ${train.length} training images make no batch of ${c.batchSize}`);
     this.#levels = this.method.levels.map((level) => {
@@ -118,11 +136,18 @@ export class Trainer {
       const last = runPath(this.out, "last");
       if (!existsSync(last)) throw new Error(`${this.out}: nothing to resume (no ${last})`);
       this.#state = loadTrainState(last, this.#trainable());
-      truncateMetrics(this.out, this.#state.step, this.#state.epoch);
-    } else {
+      if (this.#isWriter) truncateMetrics(this.out, this.#state.step, this.#state.epoch);
+    } else if (this.#isWriter) {
       writeRunConfig(this.out, c, options.command ?? []);
       truncateMetrics(this.out, -1, -1);
     }
+    // As DDP's constructor: every rank starts from rank 0's weights and buffers.
+    this.#dp?.syncModule();
+  }
+
+  /** Rank 0 (or the only process) writes the run directory and shows progress. */
+  get #isWriter(): boolean {
+    return this.#dp === null || this.#dp.rank === 0;
   }
 
   #trainable() {
@@ -140,7 +165,7 @@ export class Trainer {
   /** Trains until the configured epochs (or maxSteps) are done; resumable at every checkpoint. */
   async run(): Promise<TrainSummary> {
     const c = this.config;
-    const stream = this.#options.progress === undefined ? process.stderr : this.#options.progress;
+    const stream = !this.#isWriter ? null : this.#options.progress === undefined ? process.stderr : this.#options.progress;
     const progress = stream === null ? null : new TrainProgress(stream, c.logEvery);
     const batches = this.#loader.length;
     const totalSteps = c.epochs * batches;
@@ -167,7 +192,7 @@ export class Trainer {
           }
           this.#state.step += 1;
           this.#state.batch += 1;
-          windowImages += batch.indices.length;
+          windowImages += batch.indices.length * (this.#dp?.worldSize ?? 1);
           logged = { loss: metrics.loss as number, acc: metrics.acc as number };
           const now = performance.now();
           const done = this.#state.step - startStep;
@@ -185,7 +210,7 @@ export class Trainer {
             },
             this.#state.step,
           );
-          if (this.#state.step % c.logEvery === 0) {
+          if (this.#state.step % c.logEvery === 0 && this.#isWriter) {
             const imgs = (windowImages * 1000) / Math.max(1e-9, now - windowStart);
             appendMetrics(this.out, {
               type: "step",
@@ -205,7 +230,7 @@ export class Trainer {
         }
         // End of epoch: validate, log, keep the best model, checkpoint at the next epoch's start.
         if ((epoch + 1) % c.validation.every === 0 || epoch + 1 === c.epochs) {
-          lastValidation = validate(this.model, this.#val, c, epoch);
+          lastValidation = await this.#validate(epoch);
           const v = lastValidation;
           const best = this.#state.best;
           if (best === null || v.robustAccuracy > best.robustAccuracy) {
@@ -215,21 +240,22 @@ export class Trainer {
               robustAccuracy: v.robustAccuracy,
               cleanAccuracy: v.cleanAccuracy,
             };
-            saveCheckpoint(runPath(this.out, "best"), this.model, this.#checkpointMetadata());
+            if (this.#isWriter) saveCheckpoint(runPath(this.out, "best"), this.model, this.#checkpointMetadata());
           }
-          appendMetrics(this.out, {
-            type: "epoch",
-            epoch,
-            step: this.#state.step,
-            valClean: v.cleanAccuracy,
-            valRobust: v.robustAccuracy,
-            valN: v.n,
-            valAttack: `${v.attack} eps ${v.eps.toFixed(5)}`,
-            valSeconds: Math.round(v.seconds * 10) / 10,
-            trainLoss: logged.loss,
-            trainAcc: logged.acc,
-            lr: this.#levels[0]?.optimizer.paramGroups[0]?.lr ?? 0,
-          });
+          if (this.#isWriter)
+            appendMetrics(this.out, {
+              type: "epoch",
+              epoch,
+              step: this.#state.step,
+              valClean: v.cleanAccuracy,
+              valRobust: v.robustAccuracy,
+              valN: v.n,
+              valAttack: `${v.attack} eps ${v.eps.toFixed(5)}`,
+              valSeconds: Math.round(v.seconds * 10) / 10,
+              trainLoss: logged.loss,
+              trainAcc: logged.acc,
+              lr: this.#levels[0]?.optimizer.paramGroups[0]?.lr ?? 0,
+            });
           progress?.line(
             `epoch ${epoch + 1}/${c.epochs}: val SA ${(100 * v.cleanAccuracy).toFixed(2)}%  RA ${(100 * v.robustAccuracy).toFixed(2)}% (${v.attack}, n=${v.n})`,
           );
@@ -239,7 +265,7 @@ export class Trainer {
         this.#saveLast(t0, elapsed0);
         await new Promise<void>((r) => setImmediate(r));
       }
-      saveCheckpoint(runPath(this.out, "model"), this.model, this.#checkpointMetadata());
+      if (this.#isWriter) saveCheckpoint(runPath(this.out, "model"), this.model, this.#checkpointMetadata());
       return this.#summary(t0, elapsed0, lastValidation);
     } finally {
       progress?.finish();
@@ -248,6 +274,7 @@ export class Trainer {
 
   /** Frees the loader's workers and the optimizers' state (the model stays the caller's). */
   close(): void {
+    this.#dp?.dispose();
     this.#loader.close();
     for (const l of this.#levels) l.optimizer.dispose();
   }
@@ -275,16 +302,43 @@ export class Trainer {
   }
 
   #saveLast(t0: number, elapsed0: number): void {
+    if (!this.#isWriter) return;
     saveTrainState(runPath(this.out, "last"), this.#trainable(), {
       ...this.#state,
       elapsed: elapsed0 + (performance.now() - t0) / 1000,
     });
   }
   #step(batch: TrainBatch): Record<string, number> {
-    return trainStep(this.model, this.method, this.#levels, batch, {
+    const metrics = trainStep(this.model, this.method, this.#levels, batch, {
       gradClip: this.config.gradClip,
       onNonFinite: (level, name, value) => finiteOrThrow(this.#state.step, level, name, value, this.out),
+      ...(this.#dp !== null ? { dataParallel: this.#dp } : {}),
     });
+    // The log shows the global batch's numbers: the mean over the ranks' equal shares.
+    return this.#dp === null ? metrics : this.#dp.averageMetrics(metrics);
+  }
+
+  // Validation's PGD draws its random starts as one stream over the batches, so it is not
+  // split: rank 0 validates and the others wait for its numbers (a wait as long as a
+  // validation pass, hence asynchronous and with a timeout of its own).
+  async #validate(epoch: number): Promise<ValidationResult> {
+    const dp = this.#dp;
+    if (dp === null) return validate(this.model, this.#val, this.config, epoch);
+    const timeoutMs = Math.max(dp.group.timeoutMs, 24 * 3600 * 1000);
+    if (dp.rank === 0) {
+      const v = validate(this.model, this.#val, this.config, epoch);
+      await dp.broadcastNumbers([v.n, v.cleanAccuracy, v.robustAccuracy, v.seconds], 0, timeoutMs);
+      return v;
+    }
+    const [n, clean, robust, seconds] = await dp.broadcastNumbers([0, 0, 0, 0], 0, timeoutMs);
+    return {
+      n: n as number,
+      cleanAccuracy: clean as number,
+      robustAccuracy: robust as number,
+      attack: "(validated on rank 0)",
+      eps: this.config.validation.eps,
+      seconds: seconds as number,
+    };
   }
 }
 
@@ -309,6 +363,12 @@ export interface StepOptions {
   gradClip?: number;
   /** Called for a loss term that is NaN or infinite, before any gradient is taken (default: throw). */
   onNonFinite?: (level: string, term: string, value: number) => void;
+  /** Data parallelism (src/dist): before each level's forward, and on its gradients after backward. */
+  dataParallel?: {
+    beforeForward(): void;
+    beforeBackward(params: readonly Tensor[]): void;
+    afterBackward(params: readonly Tensor[]): void;
+  };
 }
 
 /**
@@ -340,6 +400,7 @@ export function trainStep(
     model.eval();
     for (const m of level.trainModules) m.train();
     rt.optimizer.zeroGrad();
+    options.dataParallel?.beforeForward();
     scope(() => {
       const r: BatchLoss = level.loss(batch);
       // The terms first, so that a message names the term that went wrong, not just the sum.
@@ -352,8 +413,10 @@ export function trainStep(
       if (!Number.isFinite(loss)) check(levelName, "loss", loss);
       metrics[`${prefix}loss`] = loss;
       metrics[`${prefix}acc`] = noGrad(() => r.logits.argmax(1).eq(r.y).double().mean().item());
+      options.dataParallel?.beforeBackward(level.parameters);
       r.loss.backward();
     });
+    options.dataParallel?.afterBackward(level.parameters);
     // A finite loss can still have a non-finite gradient (an infinite derivative somewhere):
     // check the gradient before it reaches the weights, so the last checkpoint stays good.
     const norm =
