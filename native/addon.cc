@@ -8,6 +8,7 @@ void initAutograd(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
 void initConcurrentBranches(Napi::Env env, Napi::Object exports);
 void initGenerator(Napi::Env env, Napi::Object exports);
+void initAutocast(Napi::Env env, Napi::Object exports);
 }  // namespace rmoe
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -18,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rmoe::initAutograd(env, exports);
   rmoe::initConcurrentBranches(env, exports);
   rmoe::initGenerator(env, exports);
+  rmoe::initAutocast(env, exports);
   return exports;
 }
 
