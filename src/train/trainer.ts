@@ -7,13 +7,15 @@ import { availableParallelism } from "node:os";
 import { DataLoader } from "../data/loader.js";
 import { saveCheckpoint } from "../io/checkpoint.js";
 import type { Model } from "../models/config.js";
+import { channelsLastSupport, resolveMemoryFormat } from "../nn/channels-last.js";
 import { clipGradNorm } from "../optim/grad-clip.js";
 import type { LRScheduler } from "../optim/lr-scheduler.js";
 import type { Optimizer } from "../optim/optimizer.js";
+import { type Precision, withPrecision } from "../tensor/autocast.js";
 import { noGrad } from "../tensor/autograd.js";
 import { manualSeed, memoryStats, setNumThreads } from "../tensor/runtime.js";
 import { dispose, scope } from "../tensor/scope.js";
-import type { Tensor } from "../tensor/tensor.js";
+import type { MemoryFormat, Tensor } from "../tensor/tensor.js";
 import type { TrainConfig } from "./config.js";
 import type { BatchLoss, TrainBatch, TrainingMethod } from "./method.js";
 import { methodSpec } from "./methods/index.js";
@@ -73,6 +75,12 @@ export class Trainer {
   readonly out: string;
   readonly model: Model;
   readonly method: TrainingMethod;
+  /** The layout training uses: config.memoryFormat where the crash table allows it, else NCHW. */
+  readonly memoryFormat: MemoryFormat;
+  /** Why a channels-last request fell back to NCHW (null: it did not). */
+  readonly memoryFormatNotice: string | null;
+  /** Validation (fp32) needs the model in NCHW: channels-last is allowed in training's precision only. */
+  readonly #validateInNchw: boolean;
   readonly #levels: LevelRuntime[];
   readonly #loader: DataLoader;
   readonly #val: import("../data/dataset.js").ImageDataset;
@@ -90,6 +98,17 @@ export class Trainer {
     // The model's initial weights come from the seed alone.
     manualSeed(c.seed);
     this.model = buildTrainModel(c);
+    // Channels-last only where the table of tested configurations allows it (a crash in
+    // LibTorch cannot be caught); the request falls back to NCHW with a one-line notice.
+    const kind = c.model.expert === "vit" ? "vit" : "moe";
+    const layout = resolveMemoryFormat(c.memoryFormat, { model: kind, width: c.model.width, precision: c.precision });
+    this.memoryFormat = layout.format;
+    this.memoryFormatNotice = layout.notice;
+    const stream = options.progress === undefined ? process.stderr : options.progress;
+    if (layout.notice !== null) stream?.write(`${layout.notice}\n`);
+    if (layout.format === "channelsLast") this.model.to({ memoryFormat: "channelsLast" });
+    this.#validateInNchw =
+      layout.format === "channelsLast" && !channelsLastSupport({ model: kind, width: c.model.width, precision: "fp32" }).allowed;
     this.method = methodSpec(c.method).create(this.model, {
       attack: c.attack,
       beta: c.beta,
@@ -108,6 +127,7 @@ export class Trainer {
       },
       workers: c.data.workers,
       ...(c.data.resize > 0 ? { resize: { size: c.data.resize } } : {}),
+      memoryFormat: this.memoryFormat,
     });
     if (this.#loader.length === 0) throw new Error(`data: ${train.length} training images make no batch of ${c.batchSize}`);
     this.#levels = this.method.levels.map((level) => {
@@ -205,7 +225,7 @@ export class Trainer {
         }
         // End of epoch: validate, log, keep the best model, checkpoint at the next epoch's start.
         if ((epoch + 1) % c.validation.every === 0 || epoch + 1 === c.epochs) {
-          lastValidation = validate(this.model, this.#val, c, epoch);
+          lastValidation = this.#validate(epoch);
           const v = lastValidation;
           const best = this.#state.best;
           if (best === null || v.robustAccuracy > best.robustAccuracy) {
@@ -263,6 +283,21 @@ export class Trainer {
     };
   }
 
+  /**
+   * Validation in fp32 (attacks in bf16 can be weaker). A channels-last model whose width is
+   * allowed only under bf16 goes back to NCHW for it: the fp32 backward of the attack is
+   * what crashes.
+   */
+  #validate(epoch: number): ValidationResult {
+    if (!this.#validateInNchw) return validate(this.model, this.#val, this.config, epoch);
+    this.model.to({ memoryFormat: "contiguous" });
+    try {
+      return validate(this.model, this.#val, this.config, epoch);
+    } finally {
+      this.model.to({ memoryFormat: "channelsLast" });
+    }
+  }
+
   #checkpointMetadata(): Record<string, string> {
     return {
       "robust-moe.train": JSON.stringify({
@@ -283,6 +318,7 @@ export class Trainer {
   #step(batch: TrainBatch): Record<string, number> {
     return trainStep(this.model, this.method, this.#levels, batch, {
       gradClip: this.config.gradClip,
+      precision: this.config.precision,
       onNonFinite: (level, name, value) => finiteOrThrow(this.#state.step, level, name, value, this.out),
     });
   }
@@ -309,6 +345,12 @@ export interface StepOptions {
   gradClip?: number;
   /** Called for a loss term that is NaN or infinite, before any gradient is taken (default: throw). */
   onNonFinite?: (level: string, term: string, value: number) => void;
+  /**
+   * "bf16": each level's loss (its forwards, training attacks included) under bfloat16
+   * autocast; backward, clipping and the update outside it, on the float32 master weights.
+   * Default "fp32".
+   */
+  precision?: Precision;
 }
 
 /**
@@ -341,7 +383,7 @@ export function trainStep(
     for (const m of level.trainModules) m.train();
     rt.optimizer.zeroGrad();
     scope(() => {
-      const r: BatchLoss = level.loss(batch);
+      const r: BatchLoss = withPrecision(options.precision ?? "fp32", () => level.loss(batch));
       // The terms first, so that a message names the term that went wrong, not just the sum.
       for (const [name, t] of Object.entries(r.terms)) {
         const v = t.item();
