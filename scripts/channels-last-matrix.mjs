@@ -11,10 +11,15 @@
 //   node scripts/channels-last-matrix.mjs --guarded MODEL WIDTH PRECISION B1,...  (the same steps,
 //     channels-last only where the committed table allows it: the fallback path, for tests)
 //
-// A case builds the model (resnet18, or a 4-expert top-1 MoE of ResNet18s whose sub-batches
-// change with every batch), converts it to channels-last, and for each batch size in turn runs
-// a training step (forward and loss under the precision, backward, SGD) and a PGD input
-// gradient in eval mode, on 2 intra-op threads, as training and its attacks do.
+// A case builds the model, converts it to channels-last, and for each batch size in turn runs a
+// training step and a PGD input gradient in eval mode, on 2 intra-op threads, as training and
+// its attacks do. resnet18: one clean SGD step (forward and loss under the precision, backward).
+// moe: a 4-expert top-1 MoE of ResNet18s trained with the real RT-ER step (trainStep: PGD-1 on
+// the MoE and on each runner-up expert, the concurrent expert backward), whose expert
+// sub-batches change with every step. A first version ran only clean steps on the MoE and saw
+// no crash at widths 2-8, where RT-ER training then crashed (heap corruption): the cases must
+// run the code paths training runs.
+//   --only MODEL  rerun that model's cases and keep the other rows of the committed table
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -44,15 +49,31 @@ async function runCase(model, width, precision, batches, guarded = false) {
   }
   net.to({ memoryFormat: layout });
   const opt = new optim.SGD(net.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+  let rtEr = null;
+  if (model === "moe") {
+    const { methodSpec } = await import(join(root, "dist/src/train/methods/index.js"));
+    const { trainStep } = await import(join(root, "dist/src/train/trainer.js"));
+    const method = methodSpec("rt-er").create(net, {
+      attack: { eps: 8 / 255, stepSize: 2 / 255, steps: 1, randomStart: true },
+      beta: 6,
+      alpha: 0.5,
+      loadBalancing: 0.01,
+    });
+    rtEr = (x, y) => trainStep(net, method, [{ optimizer: opt }], { x, y }, { precision });
+  }
   for (const b of batches) {
     scope(() => {
       const x = rand([b, 3, 32, 32]).contiguous(layout);
       const y = randint(0, 10, [b]);
-      net.train();
-      opt.zeroGrad();
-      const loss = withPrecision(precision, () => F.crossEntropy(net.forward(x), y));
-      loss.backward();
-      opt.step();
+      if (rtEr !== null) {
+        rtEr(x, y);
+      } else {
+        net.train();
+        opt.zeroGrad();
+        const loss = withPrecision(precision, () => F.crossEntropy(net.forward(x), y));
+        loss.backward();
+        opt.step();
+      }
       net.eval();
       const xa = x.clone().requiresGrad_();
       const [g] = autograd.grad(
@@ -75,7 +96,7 @@ function describeExit(r) {
   return { outcome: r.status === 134 || r.status === 139 ? "crash" : "error", exit: r.status };
 }
 
-function matrix(quick) {
+function matrix(quick, only) {
   const widths = quick ? [4, 16] : [2, 4, 8, 16, 32, 64];
   const cases = [];
   for (const precision of ["fp32", "bf16"]) {
@@ -88,16 +109,17 @@ function matrix(quick) {
             [128, 97, 131],
           ];
       for (const batches of seqs) cases.push({ model: "resnet18", width, precision, batches });
+      // RT-ER steps: routes, hence sub-batch sizes, change from step to step.
       const moeSeqs = quick
         ? [[16, 19]]
         : [
-            [16, 19, 23],
-            [128, 97, 131],
+            [32, 32, 32, 32, 32, 32],
+            [128, 97, 128],
           ];
       for (const batches of moeSeqs) cases.push({ model: "moe", width, precision, batches });
     }
   }
-  return cases;
+  return only === null ? cases : cases.filter((c) => c.model === only);
 }
 
 function tsTable(measured, cases) {
@@ -126,8 +148,14 @@ async function main() {
   const repeat = repeatAt >= 0 ? Number(args[repeatAt + 1]) : 1;
   const outAt = args.indexOf("--out");
   const out = outAt >= 0 ? resolve(args[outAt + 1]) : join(root, "src/nn/channels-last-table.ts");
+  const onlyAt = args.indexOf("--only");
+  const only = onlyAt >= 0 ? args[onlyAt + 1] : null;
   const results = [];
-  for (const c of matrix(quick)) {
+  if (only !== null) {
+    const { CHANNELS_LAST_TABLE } = await import(join(root, "dist/src/nn/channels-last-table.js"));
+    results.push(...CHANNELS_LAST_TABLE.cases.filter((c) => c.model !== only));
+  }
+  for (const c of matrix(quick, only)) {
     let worst = { outcome: "ok", exit: 0 };
     const t0 = performance.now();
     for (let r = 0; r < repeat && worst.outcome === "ok"; r++) {
