@@ -15,7 +15,14 @@ export interface AutocastOptions {
   dtype?: "bfloat16" | "float16";
   /** false runs fn with autocast off (e.g. an fp32 region inside a bf16 one). Default true. */
   enabled?: boolean;
-  /** Cast each float32 weight once per outermost region instead of once per use (default true, as PyTorch). */
+  /**
+   * Cast each float32 weight once per outermost region instead of once per use (default true,
+   * as PyTorch). Hazard: LibTorch 1.13 also caches a cast made under noGrad, without its
+   * gradient path, and later uses in the same region get that copy: a weight first used under
+   * noGrad (e.g. a router queried before the training forward) then gets no gradient. A region
+   * that mixes noGrad forwards and training forwards needs cacheEnabled: false (withPrecision
+   * sets it).
+   */
   cacheEnabled?: boolean;
   /** Default "cpu". */
   deviceType?: AutocastDeviceType;
@@ -72,7 +79,13 @@ export function autocast<T>(options: AutocastOptions, fn: () => T): T {
 /** Training and benchmark precision: fp32 everywhere, or bf16 autocast with fp32 master weights. */
 export type Precision = "fp32" | "bf16";
 
-/** Runs fn in the given precision (bf16: autocast to bfloat16 on the CPU; fp32: autocast off). */
+/**
+ * Runs fn in the given precision (bf16: autocast to bfloat16 on the CPU; fp32: autocast off).
+ * Without the cast cache (see AutocastOptions.cacheEnabled): a training step's attacks and
+ * router queries run under noGrad before its training forward, and with the cache RT-ER's
+ * router got no gradient at all. Casting a weight once per use costs a pass over the weights
+ * per forward, small next to the convolutions.
+ */
 export function withPrecision<T>(precision: Precision, fn: () => T): T {
-  return autocast({ dtype: "bfloat16", enabled: precision === "bf16" }, fn);
+  return autocast({ dtype: "bfloat16", enabled: precision === "bf16", cacheEnabled: false }, fn);
 }

@@ -14,7 +14,7 @@ import { loadSafetensors } from "../../src/io/safetensors.js";
 import { MoE, ResNet18 } from "../../src/models/index.js";
 import { channelsLastSupport } from "../../src/nn/channels-last.js";
 import { SGD } from "../../src/optim/sgd.js";
-import { dispose, manualSeed, memoryStats, rand, randint, scope, type Tensor } from "../../src/tensor/index.js";
+import { dispose, manualSeed, memoryStats, rand, randint, scope, type Tensor, withPrecision } from "../../src/tensor/index.js";
 import { presetPath, readConfigFile, resolveConfig } from "../../src/train/config.js";
 import { methodSpec } from "../../src/train/methods/index.js";
 import { ConfigError } from "../../src/train/schema.js";
@@ -145,6 +145,41 @@ describe("a bf16 training step", () => {
     }
     const cosine = dot / Math.sqrt(nf * nb);
     assert.ok(cosine > 0.9, `cosine of the fp32 and bf16 updates ${cosine}`);
+    assert.equal(memoryStats().liveTensors, live);
+  });
+});
+
+describe("bf16 RT-ER losses", () => {
+  it("give every parameter a gradient (no stale autocast cast cache) and a float32 KL", () => {
+    // RT-ER queries the router under noGrad before its training forward: with LibTorch's cast
+    // cache on, the router's cached bf16 weights had no gradient path (withPrecision turns
+    // the cache off).
+    const live = memoryStats().liveTensors;
+    manualSeed(2);
+    const moe = new MoE(
+      Array.from({ length: 3 }, () => new ResNet18({ width: 2 })),
+      { k: 1 },
+    );
+    const method = methodSpec("rt-er").create(moe, {
+      attack: { eps: 8 / 255, stepSize: 2 / 255, steps: 1, randomStart: true },
+      beta: 6,
+      alpha: 0.5,
+      loadBalancing: 0.01,
+    });
+    const x = rand([16, 3, 32, 32]);
+    const y = randint(0, 10, [16]);
+    moe.train();
+    scope(() => {
+      const r = withPrecision("bf16", () => (method.levels[0] as (typeof method.levels)[number]).loss({ x, y }));
+      assert.equal(r.terms.kl?.dtype, "float32");
+      r.loss.backward();
+    });
+    // .grad hands out a new handle: read it inside a scope.
+    const missing = scope(() => [...moe.namedParameters()].filter(([, p]) => p.grad === null).map(([n]) => n));
+    assert.deepEqual(missing, [], "parameters without a gradient");
+    moe.zeroGrad();
+    moe.dispose();
+    dispose([x, y]);
     assert.equal(memoryStats().liveTensors, live);
   });
 });
