@@ -4,6 +4,7 @@
       "target_name": "robust_moe",
       "sources": [
         "native/addon.cc",
+        "native/autocast.cc",
         "native/autograd.cc",
         "native/concurrent_branches.cc",
         "native/cpu_allocator.cc",

@@ -11,7 +11,7 @@ import { autograd, emptyLike, F, keep, manualSeed, noGrad, rand, randint, scope,
 import { ResNet18 } from "../src/models/resnet18.js";
 import type { Module } from "../src/nn/module.js";
 import { SGD } from "../src/optim/index.js";
-import { type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
+import { applyLayout, type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
 
 const EPS = 8 / 255;
 const STEP = 2 / 255;
@@ -51,8 +51,10 @@ export function pgd(model: Module & { forward(x: Tensor): Tensor }, x: Tensor, y
 function setup(mode: string, opts: BenchOptions): StepSetup {
   manualSeed(0);
   const model = new ResNet18({ numClasses: 10, width: opts.width });
+  // Before the optimizer and the batch, as bench.py converts the model and then x.
+  const layout = applyLayout(model, "resnet18", opts);
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const x = keep(rand([opts.batch, 3, 32, 32]));
+  const x = keep(rand([opts.batch, 3, 32, 32]).contiguous(layout));
   const y = keep(randint(0, 10, [opts.batch]));
   const params = model.parameters().reduce((n, p) => n + p.numel, 0);
 
@@ -77,7 +79,7 @@ function setup(mode: string, opts: BenchOptions): StepSetup {
   return {
     step,
     itemsPerStep: opts.batch,
-    info: { model: "resnet18", params, pgd_steps: mode === "at" ? PGD_STEPS : null },
+    info: { model: "resnet18", params, pgd_steps: mode === "at" ? PGD_STEPS : null, layout, precision: opts.precision },
     dispose() {
       opt.zeroGrad();
       x.dispose();

@@ -11,8 +11,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { engineInfo, memoryStats, setNumThreads } from "../src/index.js";
+import { engineInfo, memoryStats, type Precision, setNumThreads, withPrecision } from "../src/index.js";
+import { type ChannelsLastModel, resolveMemoryFormat } from "../src/nn/channels-last.js";
+import type { Module } from "../src/nn/module.js";
 import { native } from "../src/tensor/native.js";
+import type { MemoryFormat } from "../src/tensor/tensor.js";
 
 // ---- benchmark definitions ------------------------------------------------------------
 
@@ -35,6 +38,8 @@ export interface BenchOptions {
   n?: number | undefined;
   /** Directory holding the official code's package (only `autoattack` reads it). */
   official?: string | undefined;
+  /** A model checkpoint (only `attack-precision` reads it). */
+  ckpt?: string | undefined;
   quick: boolean;
   /** Seconds to wait for an idle machine before each measurement. */
   maxWait: number;
@@ -48,6 +53,14 @@ export interface BenchOptions {
   matchMalloc: boolean;
   /** Count native calls per step and the time spent outside them (our side only). */
   profile: boolean;
+  /**
+   * Our side's arithmetic: fp32, or bf16 autocast (fp32 master weights). With bf16 or
+   * channelsLast the reference runs twice: in its default fp32 NCHW (`ratio`) and with the
+   * same settings (`ratioSameSettings`).
+   */
+  precision: Precision;
+  /** Our model and batch channels-last (where nn/channels-last.ts allows it; else NCHW with a notice). */
+  channelsLast: boolean;
 }
 
 /** One mode's step, built in the worker process that times it. */
@@ -60,6 +73,11 @@ export interface StepSetup {
   info?: Record<string, unknown>;
   /** Frees the model and optimizer state. */
   dispose?(): void;
+  /**
+   * The step applies opts.precision itself (e.g. through trainStep, as the Trainer does);
+   * otherwise the harness runs the whole step under it, as bench.py does.
+   */
+  handlesPrecision?: boolean;
 }
 
 /**
@@ -304,8 +322,10 @@ export interface SideResult {
   [key: string]: unknown;
 }
 
+type Side = "ours" | "reference" | "referenceSame";
+
 export interface Measurement extends SideResult {
-  side: "ours" | "reference";
+  side: Side;
   contended: boolean;
   /** Average cores other processes used during the measurement. */
   other_cores: number;
@@ -347,14 +367,44 @@ function workerArgs(opts: BenchOptions, steps: number, warmup: number): string[]
   args.push("--steps", `${steps}`, "--warmup", `${warmup}`);
   if (opts.pgdSteps !== undefined) args.push("--pgd-steps", `${opts.pgdSteps}`);
   if (opts.profile) args.push("--profile");
+  if (opts.precision !== "fp32") args.push("--precision", opts.precision);
+  if (opts.channelsLast) args.push("--channels-last");
   return args;
+}
+
+/** Whether the run compares against the reference's default fp32 NCHW and against its same settings. */
+export function hasSameSettings(opts: BenchOptions): boolean {
+  return opts.precision !== "fp32" || opts.channelsLast;
+}
+
+/** bench.py's flags for our precision and layout. */
+export function sameSettingsArgs(opts: BenchOptions): string[] {
+  return [
+    ...(opts.precision !== "fp32" ? ["--precision", opts.precision] : []),
+    ...(opts.channelsLast ? ["--channels-last"] : []),
+  ];
+}
+
+/**
+ * Our side's layout for a benchmark model: channels-last when asked for and allowed by the
+ * crash table, else NCHW with the table's one-line notice (on stderr). Converts the model.
+ */
+export function applyLayout(model: Module, kind: ChannelsLastModel, opts: BenchOptions): MemoryFormat {
+  const { format, notice } = resolveMemoryFormat(opts.channelsLast ? "channelsLast" : "contiguous", {
+    model: kind,
+    width: opts.width,
+    precision: opts.precision,
+  });
+  if (notice !== null) log(notice);
+  if (format === "channelsLast") model.to({ memoryFormat: "channelsLast" });
+  return format;
 }
 
 /**
  * Runs one side once: waits for an idle machine, measures, and re-measures (up to
  * opts.retries times) when another process became busy during the measurement.
  */
-async function measure(side: "ours" | "reference", run: () => Promise<SideResult>, opts: BenchOptions): Promise<Measurement> {
+async function measure(side: Side, run: () => Promise<SideResult>, opts: BenchOptions): Promise<Measurement> {
   for (let attempt = 0; ; attempt++) {
     const idle = await waitForIdle(opts.maxWait, opts.idleThreshold);
     const before = sampleCpu();
@@ -412,6 +462,8 @@ export interface ModeResult {
   ours: number;
   reference: number | null;
   ratio: number | null;
+  /** ours / the reference with our precision and layout (null: the same as `ratio`'s run). */
+  ratioSameSettings: number | null;
   contended: boolean;
 }
 
@@ -439,8 +491,9 @@ export async function compare(bench: ComparedBenchmark, opts: BenchOptions): Pro
       (torchPy === null ? "" : `, reference torch ${torchPy}`) +
       `; env ${JSON.stringify(env)}`,
   );
-  const results = new Map<string, { ours: Measurement[]; reference: Measurement[] }>();
-  for (const m of modes) results.set(m, { ours: [], reference: [] });
+  const results = new Map<string, Record<Side, Measurement[]>>();
+  for (const m of modes) results.set(m, { ours: [], reference: [], referenceSame: [] });
+  const same = hasSameSettings(opts);
 
   for (let round = 0; round < opts.rounds; round++) {
     for (const mode of modes) {
@@ -458,16 +511,17 @@ export async function compare(bench: ComparedBenchmark, opts: BenchOptions): Pro
             ),
           opts,
         );
-      const runRef = () =>
-        measure(
-          "reference",
-          () => runChild(referencePython, [script, ...(refArgs ?? [])], env, `reference ${basename(script)} ${mode}`),
-          opts,
-        );
-      const sides: ("ours" | "reference")[] =
-        refArgs === null ? ["ours"] : round % 2 === 0 ? ["ours", "reference"] : ["reference", "ours"];
+      const runRef = (side: "reference" | "referenceSame") => {
+        const args = [script, ...(refArgs ?? []), ...(side === "referenceSame" ? sameSettingsArgs(opts) : [])];
+        const label = `reference ${basename(script)} ${mode}${side === "referenceSame" ? ` ${sameSettingsArgs(opts).join(" ")}` : ""}`;
+        return measure(side, () => runChild(referencePython, args, env, label), opts);
+      };
+      // Alternating order: each side goes first in some rounds, so a drifting machine does not
+      // favour one of them.
+      const all: Side[] = refArgs === null ? ["ours"] : same ? ["ours", "reference", "referenceSame"] : ["ours", "reference"];
+      const sides = all.map((_, i) => all[(i + round) % all.length] as Side);
       for (const side of sides) {
-        const r = side === "ours" ? await runOurs() : await runRef();
+        const r = side === "ours" ? await runOurs() : await runRef(side);
         results.get(mode)?.[side].push(r);
         log(
           `round ${round + 1}/${opts.rounds} ${mode} ${side}: ${r.imgs_per_s} img/s ` +
@@ -488,12 +542,20 @@ export async function compare(bench: ComparedBenchmark, opts: BenchOptions): Pro
     const { steps, warmup } = resolveSteps(bench, mode, opts);
     const oursUsed = usable(r.ours);
     const refUsed = usable(r.reference);
+    const sameUsed = usable(r.referenceSame);
     const ours = median(oursUsed.map((m) => m.imgs_per_s));
     const reference = refUsed.length > 0 ? median(refUsed.map((m) => m.imgs_per_s)) : null;
     const ratio = reference === null ? null : Math.round((ours / reference) * 1000) / 1000;
-    const all = [...r.ours, ...r.reference];
+    const referenceSame = sameUsed.length > 0 ? median(sameUsed.map((m) => m.imgs_per_s)) : null;
+    const ratioSameSettings = referenceSame === null ? null : Math.round((ours / referenceSame) * 1000) / 1000;
+    const all = [...r.ours, ...r.reference, ...r.referenceSame];
     // Contended: the number of a side had to include a measurement disturbed by other processes.
-    const contended = [...oursUsed, ...refUsed].some((m) => m.contended);
+    const contended = [...oursUsed, ...refUsed, ...sameUsed].some((m) => m.contended);
+    const perRound = (refs: readonly Measurement[]) =>
+      r.ours.flatMap((m, i) => {
+        const ref = refs[i];
+        return ref === undefined ? [] : [Math.round((m.imgs_per_s / ref.imgs_per_s) * 1000) / 1000];
+      });
     const lastOurs = r.ours[r.ours.length - 1];
     printJson({
       bench: bench.name,
@@ -501,6 +563,19 @@ export async function compare(bench: ComparedBenchmark, opts: BenchOptions): Pro
       ours: round2(ours),
       reference: reference === null ? null : round2(reference),
       ratio,
+      ...(same
+        ? {
+            referenceSameSettings: referenceSame === null ? null : round2(referenceSame),
+            ratioSameSettings,
+            sameSettings: sameSettingsArgs(opts).join(" "),
+            referenceSameRounds: r.referenceSame.map((m) => m.imgs_per_s),
+            ratioSameSettingsPerRound: perRound(r.referenceSame),
+            referenceSameContendedRounds: r.referenceSame.flatMap((m, i) => (m.contended ? [i + 1] : [])),
+          }
+        : {}),
+      precision: opts.precision,
+      channelsLast: opts.channelsLast,
+      oursLayout: lastOurs?.layout ?? null,
       ...(bench.describe?.(mode, opts) ?? {}),
       width: opts.width,
       batch: opts.batch,
@@ -511,10 +586,7 @@ export async function compare(bench: ComparedBenchmark, opts: BenchOptions): Pro
       oursRounds: r.ours.map((m) => m.imgs_per_s),
       referenceRounds: r.reference.map((m) => m.imgs_per_s),
       // ours/reference of each round's back-to-back pair: the spread shows the machine's noise.
-      ratioPerRound: r.ours.flatMap((m, i) => {
-        const ref = r.reference[i];
-        return ref === undefined ? [] : [Math.round((m.imgs_per_s / ref.imgs_per_s) * 1000) / 1000];
-      }),
+      ratioPerRound: perRound(r.reference),
       oursContendedRounds: r.ours.flatMap((m, i) => (m.contended ? [i + 1] : [])),
       referenceContendedRounds: r.reference.flatMap((m, i) => (m.contended ? [i + 1] : [])),
       oursPeakRssMb: Math.max(...r.ours.map((m) => m.peak_rss_mb)),
@@ -536,13 +608,16 @@ export async function compare(bench: ComparedBenchmark, opts: BenchOptions): Pro
       machine,
       date: new Date().toISOString(),
     });
-    summary.push({ mode, ours, reference, ratio, contended });
+    summary.push({ mode, ours, reference, ratio, ratioSameSettings: same ? ratioSameSettings : null, contended });
   }
   const ratios = summary.flatMap((s) => (s.ratio === null ? [] : [s.ratio]));
+  const sameRatios = summary.flatMap((s) => (s.ratioSameSettings === null ? [] : [s.ratioSameSettings]));
   printJson({
     bench: bench.name,
     minRatio: ratios.length > 0 ? Math.min(...ratios) : null,
+    ...(same ? { minRatioSameSettings: sameRatios.length > 0 ? Math.min(...sameRatios) : null } : {}),
     contended: summary.some((s) => s.contended),
+    loadavg: readLoadavg(),
   });
   return summary;
 }
@@ -612,17 +687,19 @@ export function runWorker(bench: ComparedBenchmark, mode: string, opts: BenchOpt
   setNumThreads(opts.threads);
   const { steps, warmup } = resolveSteps(bench, mode, opts);
   const setup = bench.setup(mode, opts);
+  // The whole step under the precision, as bench.py's `with precision(): step()`.
+  const step = setup.handlesPrecision === true ? () => setup.step() : () => withPrecision(opts.precision, () => setup.step());
   // Tensors alive after the first step (warmup or timed) include state created once, such
   // as optimizer buffers; any growth after it is a leak.
   let liveAfterFirst: number | null = null;
   for (let i = 0; i < warmup; i++) {
-    setup.step();
+    step();
     liveAfterFirst ??= memoryStats().liveTensors;
   }
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t = process.hrtime.bigint();
-    setup.step();
+    step();
     times.push(Number(process.hrtime.bigint() - t) / 1e9);
     liveAfterFirst ??= memoryStats().liveTensors;
   }
@@ -631,7 +708,7 @@ export function runWorker(bench: ComparedBenchmark, mode: string, opts: BenchOpt
   if (opts.profile) {
     const { profile, restore } = instrumentNative();
     const t = process.hrtime.bigint();
-    setup.step();
+    step();
     const wallNs = process.hrtime.bigint() - t;
     restore();
     profileFields = {

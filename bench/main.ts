@@ -6,6 +6,7 @@
 // Progress goes to stderr; stdout carries JSON lines, the last ones being the results.
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
+import type { Precision } from "../src/tensor/autocast.js";
 import { BenchError, type Benchmark, type BenchOptions, compare, isCompared, log, runWorker } from "./harness.js";
 
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
@@ -16,6 +17,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   train: async () => (await import("./train.js")).train,
   autoattack: async () => (await import("./autoattack.js")).autoattack,
   dist: async () => (await import("./dist.js")).dist,
+  "attack-precision": async () => (await import("./attack-precision.js")).attackPrecision,
   data: async () => {
     const { runDataBench } = await import("./data.js");
     return {
@@ -42,6 +44,7 @@ options:
   --modes a,b        modes to run (default: all)
   --pgd-steps N      PGD iterations of the training attack (train: 10)
   --n N              images to evaluate (autoattack: 1000)
+  --ckpt FILE        the model checkpoint (attack-precision)
   --official DIR     the official AutoAttack code, the folder holding autoattack/ (autoattack: /tmp/aa_official)
   --quick            smoke-test size: width 16, batch 32, 1 round (explicit options win)
   --max-wait S       seconds to wait for an idle machine before each measurement (default 600)
@@ -50,6 +53,10 @@ options:
   --no-reference     measure our side only
   --match-malloc     give the reference our addon's glibc malloc settings (GLIBC_TUNABLES)
   --profile          count native calls per step and the time spent outside them
+  --precision P      fp32 (default) or bf16 (autocast, fp32 master weights) on our side
+  --channels-last    our model and batches channels-last (where nn/channels-last.ts allows it)
+                     with bf16 or channels-last, the reference runs twice: its default fp32 NCHW
+                     (ratio) and the same settings (ratioSameSettings)
 `;
 
 function positiveInt(name: string, v: string | undefined): number | undefined {
@@ -64,6 +71,11 @@ function nonNegative(name: string, v: string | undefined): number | undefined {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new BenchError(`--${name}: expected a non-negative number, got '${v}'`);
   return n;
+}
+
+function precisionOf(v: string): Precision {
+  if (v !== "fp32" && v !== "bf16") throw new BenchError(`--precision: expected fp32 or bf16, got '${v}'`);
+  return v;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -81,6 +93,7 @@ async function main(argv: string[]): Promise<void> {
       "pgd-steps": { type: "string" },
       n: { type: "string" },
       official: { type: "string" },
+      ckpt: { type: "string" },
       quick: { type: "boolean", default: false },
       "max-wait": { type: "string" },
       "idle-threshold": { type: "string" },
@@ -88,6 +101,8 @@ async function main(argv: string[]): Promise<void> {
       "no-reference": { type: "boolean", default: false },
       "match-malloc": { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
+      precision: { type: "string", default: "fp32" },
+      "channels-last": { type: "boolean", default: false },
       worker: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -117,6 +132,7 @@ async function main(argv: string[]): Promise<void> {
     pgdSteps: positiveInt("pgd-steps", values["pgd-steps"]) ?? d.pgdSteps,
     n: positiveInt("n", values.n) ?? d.n,
     official: values.official ?? d.official,
+    ckpt: values.ckpt,
     quick: values.quick,
     maxWait: nonNegative("max-wait", values["max-wait"]) ?? 600,
     idleThreshold: nonNegative("idle-threshold", values["idle-threshold"]) ?? 0.15,
@@ -124,6 +140,8 @@ async function main(argv: string[]): Promise<void> {
     reference: !values["no-reference"],
     matchMalloc: values["match-malloc"],
     profile: values.profile,
+    precision: precisionOf(values.precision),
+    channelsLast: values["channels-last"],
   };
   if (!isCompared(bench)) {
     await bench.run(opts);

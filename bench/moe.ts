@@ -9,7 +9,7 @@ import { MoE } from "../src/models/moe.js";
 import { ResNet18 } from "../src/models/resnet18.js";
 import type { Module, UnaryModule } from "../src/nn/module.js";
 import { SGD } from "../src/optim/index.js";
-import { type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
+import { applyLayout, type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
 
 const EXPERTS = 4;
 const MODES = ["moe", "moe-loop", "dense"] as const;
@@ -27,8 +27,9 @@ function setup(mode: string, opts: BenchOptions): StepSetup {
   } else {
     throw new Error(`moe: unknown mode '${mode}'`);
   }
+  const layout = applyLayout(model, mode === "dense" ? "resnet18" : "moe", opts);
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const x = keep(rand([opts.batch, 3, 32, 32]));
+  const x = keep(rand([opts.batch, 3, 32, 32]).contiguous(layout));
   const y = keep(randint(0, 10, [opts.batch]));
   const step = () =>
     scope(() => {
@@ -42,7 +43,12 @@ function setup(mode: string, opts: BenchOptions): StepSetup {
   return {
     step,
     itemsPerStep: opts.batch,
-    info: { model: mode === "dense" ? "resnet18" : `moe-${EXPERTS}x-resnet18-top1`, params: model.parameterCount() },
+    info: {
+      model: mode === "dense" ? "resnet18" : `moe-${EXPERTS}x-resnet18-top1`,
+      params: model.parameterCount(),
+      layout,
+      precision: opts.precision,
+    },
     dispose() {
       opt.dispose();
       x.dispose();

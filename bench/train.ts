@@ -19,7 +19,7 @@ import { SGD } from "../src/optim/index.js";
 import type { MethodSettings } from "../src/train/method.js";
 import { methodSpec } from "../src/train/methods/index.js";
 import { trainStep } from "../src/train/trainer.js";
-import { type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
+import { applyLayout, type BenchOptions, type ComparedBenchmark, type StepSetup, timingArgs } from "./harness.js";
 
 const EXPERTS = 4;
 const ALPHA = 0.7;
@@ -52,17 +52,28 @@ function setup(mode: string, opts: BenchOptions): StepSetup {
     alpha: ALPHA,
     loadBalancing: 0,
   };
+  const layout = applyLayout(model, "moe", opts);
   const method = methodSpec(mode).create(model, settings);
   const levels = method.levels.map((level) => ({
     optimizer: new SGD(level.parameters, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 }),
   }));
-  const x = keep(rand([opts.batch, 3, 32, 32]));
+  const x = keep(rand([opts.batch, 3, 32, 32]).contiguous(layout));
   const y = keep(randint(0, 10, [opts.batch]));
   return {
     // trainStep frees what it creates per level; the outer scope is for anything it returns.
-    step: () => scope(() => trainStep(model, method, levels, { x, y })),
+    // It applies the precision as the Trainer does (the losses under autocast, backward and
+    // update outside), where bench.py runs its whole step under autocast.
+    step: () => scope(() => trainStep(model, method, levels, { x, y }, { precision: opts.precision })),
+    handlesPrecision: true,
     itemsPerStep: opts.batch,
-    info: { model: `moe-${EXPERTS}x-resnet18-top1`, method: mode, params: model.parameterCount(), pgd_steps: pgdSteps(opts) },
+    info: {
+      model: `moe-${EXPERTS}x-resnet18-top1`,
+      method: mode,
+      params: model.parameterCount(),
+      pgd_steps: pgdSteps(opts),
+      layout,
+      precision: opts.precision,
+    },
     dispose() {
       for (const l of levels) l.optimizer.dispose();
       x.dispose();

@@ -10,6 +10,7 @@ void initConcurrentBranches(Napi::Env env, Napi::Object exports);
 void initGenerator(Napi::Env env, Napi::Object exports);
 void initDist(Napi::Env env, Napi::Object exports);
 void initGradReady(Napi::Env env, Napi::Object exports);
+void initAutocast(Napi::Env env, Napi::Object exports);
 }  // namespace rmoe
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -22,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rmoe::initGenerator(env, exports);
   rmoe::initDist(env, exports);
   rmoe::initGradReady(env, exports);
+  rmoe::initAutocast(env, exports);
   return exports;
 }
 

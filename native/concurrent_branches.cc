@@ -33,6 +33,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "autocast.h"
 #include "common.h"
 #include "concurrent_branches.h"
 #include "tensor_handle.h"
@@ -81,6 +82,10 @@ void runBranches(const std::vector<at::Tensor>& roots, const variable_list& grad
   }
   const int perWorker = std::max(1, mainThreads / static_cast<int>(workers));
   const at::ThreadLocalState state;  // profiler, dispatch keys, saved-tensor hooks of the caller
+  // Autocast's dtypes and cache flag are not part of at::ThreadLocalState in LibTorch 1.13
+  // (its enabled flags are: they are dispatch keys): without this a branch would cast to the
+  // default dtype, not the caller's.
+  const AutocastState autocast = AutocastState::capture();
   std::atomic<size_t> next{0};
   std::vector<std::exception_ptr> errors(workers + 1);
   auto work = [&](size_t slot) {
@@ -96,6 +101,7 @@ void runBranches(const std::vector<at::Tensor>& roots, const variable_list& grad
     for (size_t w = 0; w < workers; ++w) {
       pool.emplace_back([&, w] {
         at::ThreadLocalStateGuard guard(state);
+        autocast.apply();
         at::internal::lazy_init_num_threads();
         if (omp_set_num_threads != nullptr) omp_set_num_threads(perWorker);
         work(w);

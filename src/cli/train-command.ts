@@ -34,6 +34,8 @@ const SHORTCUTS: Record<string, string> = {
   "val-size": "data.valSize",
   seed: "seed",
   threads: "threads",
+  precision: "precision",
+  "memory-format": "memoryFormat",
   "grad-clip": "gradClip",
   "checkpoint-every": "checkpointEvery",
 };
@@ -218,7 +220,10 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
         throw new UsageError("rmoe train: --resume continues a run with its own config; give no --preset, --out or overrides");
       out = resolve(a.resume);
       const saved = readRunConfig(out);
-      config = resolveConfig(saved.config as unknown as Json, [], `${out}/config.json`);
+      // Runs from before these keys existed trained in fp32 NCHW: resume them so, whatever
+      // today's defaults are.
+      const previous = { precision: "fp32", memoryFormat: "contiguous", ...(saved.config as object) } as unknown as Json;
+      config = resolveConfig(previous, [], `${out}/config.json`);
     } else {
       if (a.out === null) throw new UsageError("rmoe train: --out DIR is required (or --resume DIR)");
       out = resolve(a.out);

@@ -9,7 +9,7 @@
 import { availableParallelism } from "node:os";
 import { interpolate } from "../nn/functional.js";
 import { fromBytes } from "../tensor/creation.js";
-import type { Tensor } from "../tensor/tensor.js";
+import type { MemoryFormat, Tensor } from "../tensor/tensor.js";
 import { type AugmentOptions, type AugmentPlan, assembleBatch, type BatchSelection, makePlan, selectedCount } from "./augment.js";
 import type { ImageDataset, StorageView } from "./dataset.js";
 import { WorkerPool } from "./loader-pool.js";
@@ -44,6 +44,12 @@ export interface LoaderOptions {
    * k, with the same augmentation. Needs dropLast and batchSize divisible by worldSize.
    */
   shard?: { rank: number; worldSize: number };
+  /**
+   * Layout of x in memory (default "contiguous", NCHW): "channelsLast" gives NHWC storage
+   * with the same [N, C, H, W] shape, for a model converted with
+   * `Module.to({ memoryFormat: "channelsLast" })` (nn/channels-last.ts says where that is safe).
+   */
+  memoryFormat?: MemoryFormat;
 }
 
 /** A batch as tensors: x float32 [N, C, H, W] in [0, 1], y int64 [N]. The caller disposes both. */
@@ -81,6 +87,7 @@ export class DataLoader {
   readonly dropLast: boolean;
   readonly workers: number;
   readonly prefetch: number;
+  readonly memoryFormat: MemoryFormat;
   /** Shape of x per batch without N: [C, H, W] after augmentation and resize. */
   readonly outputShape: readonly [number, number, number];
   private readonly plan: AugmentPlan;
@@ -115,6 +122,10 @@ export class DataLoader {
       // A last partial batch would give the ranks unequal (or empty) shares.
       if (!this.dropLast) throw new TypeError("DataLoader: a sharded loader needs dropLast: true");
       if (worldSize > 1) this.select = { offset: rank, stride: worldSize };
+    }
+    this.memoryFormat = options.memoryFormat ?? "contiguous";
+    if (this.memoryFormat !== "contiguous" && this.memoryFormat !== "channelsLast") {
+      throw new TypeError(`DataLoader: memoryFormat must be "contiguous" or "channelsLast", got ${String(this.memoryFormat)}`);
     }
     this.source = dataset.view();
     this.plan = makePlan(options.augment ?? {}, this.source.storage.shape);
@@ -163,6 +174,12 @@ export class DataLoader {
         const r = interpolate(x, { size: this.resize.size, mode: "bilinear", antialias: this.resize.antialias });
         x.dispose();
         x = r;
+      }
+      if (this.memoryFormat === "channelsLast") {
+        // One more copy of a small tensor; the augmentation workers keep writing NCHW bytes.
+        const nhwc = x.contiguous("channelsLast");
+        x.dispose();
+        x = nhwc;
       }
       const y64 = new BigInt64Array(n);
       for (let k = 0; k < n; k++) y64[k] = BigInt(raw.labels[k] as number);

@@ -162,7 +162,9 @@ export class MoE<E extends UnaryModule = UnaryModule> extends Module implements 
           out = out === null ? term : out.add(term);
           continue;
         }
-        out ??= zeros([x.size(0), y.size(1)], { dtype: y.dtype, device: y.device as "cpu" });
+        // The product's dtype, not the expert's: under autocast the logits are bfloat16 and the
+        // gate weights float32 (as the reference's y.new_zeros after the product).
+        out ??= zeros([x.size(0), term.size(1)], { dtype: term.dtype, device: term.device as "cpu" });
         out = out.indexAdd(0, rows, term);
       }
       return out as Tensor;

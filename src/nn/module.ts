@@ -4,9 +4,16 @@ import { LipschitzError, type LipschitzNorm, type LipschitzOptions } from "../ce
 import { noGrad } from "../tensor/autograd.js";
 import type { DType } from "../tensor/dtype.js";
 import { keep } from "../tensor/scope.js";
-import type { Device, Tensor } from "../tensor/tensor.js";
+import type { Device, MemoryFormat, Tensor } from "../tensor/tensor.js";
 
 export type StateDict = Map<string, Tensor>;
+
+/** What Module.to changes: any of device, floating-point dtype and the memory format of 4-d tensors. */
+export interface ModuleToOptions {
+  device?: Device;
+  dtype?: DType;
+  memoryFormat?: MemoryFormat;
+}
 
 export interface LoadResult {
   missingKeys: string[];
@@ -146,15 +153,33 @@ export abstract class Module {
 
   /**
    * Moves or casts parameters and buffers in place (same tensor objects, as PyTorch's
-   * Module.to): a dtype applies to floating-point tensors only.
+   * Module.to): a dtype applies to floating-point tensors only; a memory format to 4-d
+   * tensors only (convolution weights), as `module.to(memory_format=torch.channels_last)`.
+   * Channels-last is only worth it (and only safe, see nn/channels-last.ts) where the
+   * table of tested configurations allows it: `channelsLastSupport` says where.
    */
-  to(target: Device | DType): this {
+  to(target: Device | DType | ModuleToOptions): this {
+    const o: ModuleToOptions =
+      typeof target === "object"
+        ? target
+        : target === "cpu" || target.startsWith("cuda")
+          ? { device: target as Device }
+          : { dtype: target as DType };
     noGrad(() => {
-      const isDevice = target === "cpu" || target.startsWith("cuda");
       const floating = new Set(["float32", "float64", "float16", "bfloat16"]);
       for (const t of [...this.parameters(), ...this.buffers()]) {
-        if (!isDevice && !floating.has(t.dtype)) continue;
-        const moved = t.to(target);
+        // Each change makes a new tensor; the intermediate ones are freed, the last one
+        // becomes the data of the same parameter object.
+        let moved: Tensor = t;
+        const apply = (f: (x: Tensor) => Tensor) => {
+          const next = f(moved);
+          if (moved !== t) moved.dispose();
+          moved = next;
+        };
+        if (o.device !== undefined) apply((x) => x.to(o.device as Device));
+        if (o.dtype !== undefined && floating.has(t.dtype)) apply((x) => x.to(o.dtype as DType));
+        if (o.memoryFormat !== undefined && t.ndim === 4) apply((x) => x.contiguous(o.memoryFormat));
+        if (moved === t) continue;
         t.setData(moved);
         moved.dispose();
       }

@@ -1,3 +1,13 @@
+export {
+  type AutocastDeviceType,
+  type AutocastOptions,
+  type AutocastState,
+  autocast,
+  autocastState,
+  isAutocastEnabled,
+  type Precision,
+  withPrecision,
+} from "./autocast.js";
 export { autograd, enableGrad, type GradOptions, isGradEnabled, noGrad } from "./autograd.js";
 export { addInto, cat, einsum, stack, where } from "./combine.js";
 export * from "./creation.js";

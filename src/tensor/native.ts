@@ -69,6 +69,11 @@ export interface NativeBinding {
   config(): { torchVersion: string; parallelInfo: string; cxx11Abi: boolean };
   allocatorStats(): AllocatorStats;
   emptyCache(): number;
+  autocastState(deviceType: string): { enabled: boolean; dtype: number; cacheEnabled: boolean };
+  autocastSetState(deviceType: string, enabled: boolean, dtypeCode: number, cacheEnabled: boolean): void;
+  autocastEnter(): number;
+  autocastExit(): number;
+  autocastClearCache(): void;
 }
 
 function hasAvx512(): boolean {

@@ -68,6 +68,18 @@ export interface TrainConfig {
   seed: number;
   /** Intra-op threads (0: every core). */
   threads: number;
+  /**
+   * Training arithmetic: "fp32", or "bf16" (the loss's forward, training attacks included,
+   * under bfloat16 autocast; float32 master weights, gradients and optimizer state).
+   * Validation always runs in fp32.
+   */
+  precision: "fp32" | "bf16";
+  /**
+   * Layout of the model's convolution weights and the batches: "contiguous" (NCHW) or
+   * "channelsLast" (NHWC), used only where the crash table allows it (nn/channels-last.ts),
+   * else NCHW with a one-line notice.
+   */
+  memoryFormat: "contiguous" | "channelsLast";
   validation: { every: number; attackSteps: number; eps: number; stepSize: number; batchSize: number; seed: number };
   /** Log a metrics line every this many steps. */
   logEvery: number;
@@ -145,6 +157,8 @@ export const TRAIN_SCHEMA: FieldSpec = {
     loadBalancing: nonNeg,
     seed: nonNegInt,
     threads: nonNegInt,
+    precision: { type: "string", enum: ["fp32", "bf16"], doc: "fp32, or bf16 autocast with fp32 master weights" },
+    memoryFormat: { type: "string", enum: ["contiguous", "channelsLast"], doc: "NCHW, or channels-last where allowed" },
     validation: {
       type: "object",
       fields: { every: posInt, attackSteps: nonNegInt, eps: fraction, stepSize: fraction, batchSize: posInt, seed: nonNegInt },
@@ -189,6 +203,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   loadBalancing: 0,
   seed: 0,
   threads: 0,
+  precision: "fp32",
+  memoryFormat: "contiguous",
   validation: { every: 1, attackSteps: 10, eps: 8 / 255, stepSize: 2 / 255, batchSize: 256, seed: 0 },
   logEvery: 20,
   checkpointEvery: 200,

@@ -137,9 +137,14 @@ export function trainAttack(
  * underflows to exactly 0, PyTorch 1.13's kl_div(log q, softmax p) differentiates
  * xlogy(t, t) into 0/0 and hands NaN to the whole model (TRADES' official form does this once
  * a model is confident; AdvMoE's router hit it after ten steps). Same value, finite gradient.
+ * The log-softmaxes are taken in float32: under bf16 autocast the logits are bfloat16 and
+ * LibTorch 1.13 keeps log_softmax in bfloat16 on the CPU, whose rounding (about 0.01 at
+ * log p = -2.3) is larger than a typical per-sample KL here (1e-3): the term would be mostly
+ * rounding noise. float32 and float64 logits are used as they are.
  */
 export function klSum(p: Tensor, q: Tensor): Tensor {
-  return scope(() => klDiv(logSoftmax(q, 1), logSoftmax(p, 1), { reduction: "sum", logTarget: true }));
+  const wide = (t: Tensor) => (t.dtype === "bfloat16" || t.dtype === "float16" ? t.float() : t);
+  return scope(() => klDiv(logSoftmax(wide(q), 1), logSoftmax(wide(p), 1), { reduction: "sum", logTarget: true }));
 }
 
 /** Throws unless model is a MoE, naming the method. */

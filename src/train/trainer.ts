@@ -9,13 +9,15 @@ import { DataParallel, type DataParallelOptions } from "../dist/data-parallel.js
 import type { ProcessGroup } from "../dist/process-group.js";
 import { saveCheckpoint } from "../io/checkpoint.js";
 import type { Model } from "../models/config.js";
+import { channelsLastSupport, resolveMemoryFormat } from "../nn/channels-last.js";
 import { clipGradNorm } from "../optim/grad-clip.js";
 import type { LRScheduler } from "../optim/lr-scheduler.js";
 import type { Optimizer } from "../optim/optimizer.js";
+import { type Precision, withPrecision } from "../tensor/autocast.js";
 import { noGrad } from "../tensor/autograd.js";
 import { manualSeed, memoryStats, setNumThreads } from "../tensor/runtime.js";
 import { dispose, scope } from "../tensor/scope.js";
-import type { Tensor } from "../tensor/tensor.js";
+import type { MemoryFormat, Tensor } from "../tensor/tensor.js";
 import type { TrainConfig } from "./config.js";
 import type { BatchLoss, TrainBatch, TrainingMethod } from "./method.js";
 import { methodSpec } from "./methods/index.js";
@@ -80,6 +82,12 @@ export class Trainer {
   readonly out: string;
   readonly model: Model;
   readonly method: TrainingMethod;
+  /** The layout training uses: config.memoryFormat where the crash table allows it, else NCHW. */
+  readonly memoryFormat: MemoryFormat;
+  /** Why a channels-last request fell back to NCHW (null: it did not). */
+  readonly memoryFormatNotice: string | null;
+  /** Validation (fp32) needs the model in NCHW: channels-last is allowed in training's precision only. */
+  readonly #validateInNchw: boolean;
   readonly #levels: LevelRuntime[];
   readonly #loader: DataLoader;
   readonly #val: import("../data/dataset.js").ImageDataset;
@@ -105,6 +113,17 @@ export class Trainer {
     // The model's initial weights come from the seed alone.
     manualSeed(c.seed);
     this.model = buildTrainModel(c);
+    // Channels-last only where the table of tested configurations allows it (a crash in
+    // LibTorch cannot be caught); the request falls back to NCHW with a one-line notice.
+    const kind = c.model.expert === "vit" ? "vit" : "moe";
+    const layout = resolveMemoryFormat(c.memoryFormat, { model: kind, width: c.model.width, precision: c.precision });
+    this.memoryFormat = layout.format;
+    this.memoryFormatNotice = layout.notice;
+    const stream = options.progress === undefined ? process.stderr : options.progress;
+    if (layout.notice !== null) stream?.write(`${layout.notice}\n`);
+    if (layout.format === "channelsLast") this.model.to({ memoryFormat: "channelsLast" });
+    this.#validateInNchw =
+      layout.format === "channelsLast" && !channelsLastSupport({ model: kind, width: c.model.width, precision: "fp32" }).allowed;
     const dpo = options.dataParallel;
     this.#dp = dpo === undefined ? null : new DataParallel(dpo.group, this.model, dpo);
     this.method = methodSpec(c.method).create(this.model, {
@@ -126,6 +145,7 @@ export class Trainer {
       workers: c.data.workers,
       ...(c.data.resize > 0 ? { resize: { size: c.data.resize } } : {}),
       ...(this.#dp !== null ? { shard: { rank: this.#dp.rank, worldSize: this.#dp.worldSize } } : {}),
+      memoryFormat: this.memoryFormat,
     });
     if (this.#loader.length === 0) throw new Error(`data: ${train.length} training images make no batch of ${c.batchSize}`);
     this.#levels = this.method.levels.map((level) => {
@@ -290,6 +310,21 @@ export class Trainer {
     };
   }
 
+  /**
+   * Validation in fp32 (attacks in bf16 can be weaker). A channels-last model whose width is
+   * allowed only under bf16 goes back to NCHW for it: the fp32 backward of the attack is
+   * what crashes.
+   */
+  #validateHere(epoch: number): ValidationResult {
+    if (!this.#validateInNchw) return validate(this.model, this.#val, this.config, epoch);
+    this.model.to({ memoryFormat: "contiguous" });
+    try {
+      return validate(this.model, this.#val, this.config, epoch);
+    } finally {
+      this.model.to({ memoryFormat: "channelsLast" });
+    }
+  }
+
   #checkpointMetadata(): Record<string, string> {
     return {
       "robust-moe.train": JSON.stringify({
@@ -311,6 +346,7 @@ export class Trainer {
   #step(batch: TrainBatch): Record<string, number> {
     const metrics = trainStep(this.model, this.method, this.#levels, batch, {
       gradClip: this.config.gradClip,
+      precision: this.config.precision,
       onNonFinite: (level, name, value) => finiteOrThrow(this.#state.step, level, name, value, this.out),
       ...(this.#dp !== null ? { dataParallel: this.#dp } : {}),
     });
@@ -323,10 +359,10 @@ export class Trainer {
   // validation pass, hence asynchronous and with a timeout of its own).
   async #validate(epoch: number): Promise<ValidationResult> {
     const dp = this.#dp;
-    if (dp === null) return validate(this.model, this.#val, this.config, epoch);
+    if (dp === null) return this.#validateHere(epoch);
     const timeoutMs = Math.max(dp.group.timeoutMs, 24 * 3600 * 1000);
     if (dp.rank === 0) {
-      const v = validate(this.model, this.#val, this.config, epoch);
+      const v = this.#validateHere(epoch);
       await dp.broadcastNumbers([v.n, v.cleanAccuracy, v.robustAccuracy, v.seconds], 0, timeoutMs);
       return v;
     }
@@ -369,6 +405,12 @@ export interface StepOptions {
     beforeBackward(params: readonly Tensor[]): void;
     afterBackward(params: readonly Tensor[]): void;
   };
+  /**
+   * "bf16": each level's loss (its forwards, training attacks included) under bfloat16
+   * autocast; backward, clipping and the update outside it, on the float32 master weights.
+   * Default "fp32".
+   */
+  precision?: Precision;
 }
 
 /**
@@ -402,7 +444,7 @@ export function trainStep(
     rt.optimizer.zeroGrad();
     options.dataParallel?.beforeForward();
     scope(() => {
-      const r: BatchLoss = level.loss(batch);
+      const r: BatchLoss = withPrecision(options.precision ?? "fp32", () => level.loss(batch));
       // The terms first, so that a message names the term that went wrong, not just the sum.
       for (const [name, t] of Object.entries(r.terms)) {
         const v = t.item();
