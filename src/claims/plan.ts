@@ -283,6 +283,7 @@ export function claimsStages(o: ClaimsOptions, s: ClaimsSettings = claimsSetting
         weight: 0.04,
         output: p.eval(m),
         stdoutTo: p.eval(m),
+        inputs: [p.model(m)],
         command,
         args: () => command,
       });
@@ -314,6 +315,7 @@ export function claimsStages(o: ClaimsOptions, s: ClaimsSettings = claimsSetting
           weight: 0.05,
           output: p.evalAa(m),
           stdoutTo: p.evalAa(m),
+          inputs: [p.model(m)],
           command,
           args: () => command,
         });
@@ -348,6 +350,7 @@ export function claimsStages(o: ClaimsOptions, s: ClaimsSettings = claimsSetting
         title: `seed ${seed}: sweep alpha ${s.alphas} of the post-hoc dual model, JTDMoE as a marker (n=${o.n})`,
         weight: 0.1,
         output: p.sweep,
+        inputs: [p.model("standard"), p.model("rt-er"), p.model("jtdmoe")],
         command,
         args: () => command,
       });
@@ -372,6 +375,7 @@ export function claimsStages(o: ClaimsOptions, s: ClaimsSettings = claimsSetting
         title: `seed ${seed}: the post-hoc dual model at alpha ${s.alpha}`,
         weight: 0.002,
         output: p.dual,
+        inputs: [p.model("standard"), p.model("rt-er")],
         command: dual,
         args: () => dual,
       });
@@ -406,6 +410,7 @@ export function claimsStages(o: ClaimsOptions, s: ClaimsSettings = claimsSetting
             title: `seed ${seed}: certify the ${CERT_MODEL_TITLES[m]} with ${CERT_KINDS[kind].title}`,
             weight: kind === "smoothing" ? 0.03 : 0.005,
             output: p.certify(kind, m),
+            inputs: [ckpt[m]],
             command,
             args: () => command,
           });

@@ -6,6 +6,7 @@
 // never filled in; an unreadable one is reported with its reason.
 import { existsSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { stageStates } from "../pipeline/stages.js";
 import { type EvalInput, parseCertify, parseEvalReport, parseSweep, type SweepFile } from "../report/inputs.js";
 import { writeFileAtomic } from "../train/run-dir.js";
 import {
@@ -718,6 +719,9 @@ export function summarizeClaims(o: ClaimsOptions, s: ClaimsSettings = claimsSett
     problems.push((e as Error).message);
   }
   const ctx: Ctx = { o, s, inputs: new Inputs(o.out), stages: claimsStages(o, s), recorded };
+  // A training whose every reader is done counts as run: results are kept without checkpoints.
+  const stateList = stageStates(ctx.stages);
+  const states = new Map(ctx.stages.map((st, i) => [st, stateList[i]] as const));
   const claims = o.rows.map((row) => {
     const body = BUILDERS[row](ctx);
     const notes = [...body.notes];
@@ -726,7 +730,7 @@ export function summarizeClaims(o: ClaimsOptions, s: ClaimsSettings = claimsSett
       .map((st) => {
         const planned = stageCommand(st);
         const rec = recorded[relative(o.out, st.output)];
-        const ran = existsSync(st.output);
+        const ran = states.get(st) !== "to-run";
         // The record says what made the file; a different plan now (another --n, say) is pointed out.
         if (ran && rec !== undefined && rec.command !== planned)
           notes.push(

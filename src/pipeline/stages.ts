@@ -2,7 +2,9 @@
 // and `rmoe claims`. Every stage runs the command in its own process (so each frees its memory,
 // and each is exactly what a user would type), is skipped when its output exists, and a
 // command that prints JSON lands under its name only when it succeeded (temp file, then
-// rename), so an interrupted pipeline resumes where it stopped when run again.
+// rename), so an interrupted pipeline resumes where it stopped when run again. A stage whose
+// output is gone but whose every reader is done is skipped too: results kept without their
+// checkpoints (docs/RESULTS.md keeps the claims' JSON in git, not the models) do not retrain.
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -22,6 +24,35 @@ export interface Stage {
   stdoutTo?: string;
   /** Write a timestamp to `output` after success (for commands that leave no file of their own). */
   marker?: boolean;
+  /** The outputs of earlier stages this one reads (a checkpoint, say); see stageStates. */
+  inputs?: readonly string[];
+}
+
+/**
+ * What a stage of the plan is: 'done' (its output exists), 'not-needed' (its output is missing,
+ * but some later stages read it and none of them has to run) or 'to-run'. A stage nobody reads
+ * (a final result, or one whose readers do not declare it) runs whenever its output is missing.
+ */
+export type StageState = "done" | "not-needed" | "to-run";
+
+export function stageStates(stages: readonly Stage[], exists: (file: string) => boolean = existsSync): StageState[] {
+  const states: StageState[] = new Array(stages.length);
+  for (let i = stages.length - 1; i >= 0; i--) {
+    const stage = stages[i] as Stage;
+    if (exists(stage.output)) {
+      states[i] = "done";
+      continue;
+    }
+    let readers = 0;
+    let readerRuns = false;
+    for (let j = i + 1; j < stages.length; j++) {
+      if (!(stages[j]?.inputs ?? []).includes(stage.output)) continue;
+      readers++;
+      if (states[j] === "to-run") readerRuns = true;
+    }
+    states[i] = readers > 0 && !readerRuns ? "not-needed" : "to-run";
+  }
+  return states;
 }
 
 const CLI = resolve(fileURLToPath(import.meta.url), "..", "..", "cli", "main.js");
@@ -53,10 +84,15 @@ export async function runStages(name: string, stages: readonly Stage[], log: (li
   const t0 = performance.now();
   let doneWeight = 0;
   let ranWeight = 0;
+  const states = stageStates(stages);
   for (const [i, stage] of stages.entries()) {
     const head = `${name}: stage ${i + 1}/${stages.length}: ${stage.title}`;
-    if (existsSync(stage.output)) {
-      log(`${head}: done before, skipped`);
+    if (existsSync(stage.output) || states[i] === "not-needed") {
+      log(
+        existsSync(stage.output)
+          ? `${head}: done before, skipped`
+          : `${head}: skipped, every stage that reads its output is done`,
+      );
       doneWeight += stage.weight;
       continue;
     }

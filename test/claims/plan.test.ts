@@ -41,6 +41,18 @@ describe("claims plan", () => {
     ]);
   });
 
+  it("every stage names the checkpoints it reads, each the output of an earlier stage", () => {
+    const stages = plan([1, 2, 3, 4, 5, 6], [0, 1]);
+    for (const [i, st] of stages.entries()) {
+      const earlier = new Set(stages.slice(0, i).map((x) => x.output));
+      for (const input of st.inputs ?? []) assert.ok(earlier.has(input), `${st.id} reads ${input}`);
+      // Each input appears in the command, so the declared reads are the real ones.
+      for (const input of st.inputs ?? []) assert.ok(st.command.includes(input), `${st.id}: ${input} not in its command`);
+      if (st.kind === "train" || st.kind === "data") assert.equal(st.inputs, undefined, st.id);
+      else assert.ok((st.inputs ?? []).length > 0, `${st.id} declares what it reads`);
+    }
+  });
+
   it("each claim trains only the models it needs", () => {
     assert.deepEqual(trained(plan([2], [0]), 0), ["pgd-at", "trades", "advmoe", "rt-er"]);
     assert.deepEqual(trained(plan([3], [0]), 0), ["standard", "rt-er", "jtdmoe"]);
