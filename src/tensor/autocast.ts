@@ -17,11 +17,11 @@ export interface AutocastOptions {
   enabled?: boolean;
   /**
    * Cast each float32 weight once per outermost region instead of once per use (default true,
-   * as PyTorch). Hazard: LibTorch 1.13 also caches a cast made under noGrad, without its
-   * gradient path, and later uses in the same region get that copy: a weight first used under
-   * noGrad (e.g. a router queried before the training forward) then gets no gradient. A region
-   * that mixes noGrad forwards and training forwards needs cacheEnabled: false (withPrecision
-   * sets it).
+   * as PyTorch). Hazard: LibTorch 1.13 also caches a cast made with grad mode off, without its
+   * gradient path, and later uses in the same region get that copy: a weight first used there
+   * (e.g. a router queried before the training forward) then gets no gradient. Our noGrad()
+   * bypasses the cache for that reason; code that turns grad mode off by other means inside a
+   * cached region must do the same.
    */
   cacheEnabled?: boolean;
   /** Default "cpu". */
@@ -80,12 +80,12 @@ export function autocast<T>(options: AutocastOptions, fn: () => T): T {
 export type Precision = "fp32" | "bf16";
 
 /**
- * Runs fn in the given precision (bf16: autocast to bfloat16 on the CPU; fp32: autocast off).
- * Without the cast cache (see AutocastOptions.cacheEnabled): a training step's attacks and
- * router queries run under noGrad before its training forward, and with the cache RT-ER's
- * router got no gradient at all. Casting a weight once per use costs a pass over the weights
- * per forward, small next to the convolutions.
+ * Runs fn in the given precision (bf16: autocast to bfloat16 on the CPU; fp32: autocast off),
+ * with the cast cache, as torch.autocast: each weight is cast once per step, not once per
+ * forward of the training attacks. That is safe because noGrad() bypasses the cache (a
+ * step's router queries run under noGrad before its training forward; a cast cached there
+ * would carry no gradient path, see AutocastOptions.cacheEnabled).
  */
 export function withPrecision<T>(precision: Precision, fn: () => T): T {
-  return autocast({ dtype: "bfloat16", enabled: precision === "bf16", cacheEnabled: false }, fn);
+  return autocast({ dtype: "bfloat16", enabled: precision === "bf16", cacheEnabled: true }, fn);
 }

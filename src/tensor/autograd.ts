@@ -69,9 +69,22 @@ function withGradMode<T>(on: boolean, fn: () => T): T {
   }
 }
 
-/** Runs fn without recording autograd history (torch.no_grad). */
+/**
+ * Runs fn without recording autograd history (torch.no_grad). Inside an autocast region with
+ * the cast cache on, fn bypasses the cache: LibTorch 1.13 would otherwise cache the bfloat16
+ * copy of a weight first cast here, without its gradient path, and hand that copy to the
+ * region's later training forward (the weight would get no gradient). PyTorch's own no_grad
+ * has this hazard; ours does not, so training regions can keep the cache (src/tensor/autocast.ts).
+ */
 export function noGrad<T>(fn: () => T): T {
-  return withGradMode(false, fn);
+  const cast = native.autocastState("cpu");
+  if (!(cast.enabled && cast.cacheEnabled)) return withGradMode(false, fn);
+  native.autocastSetState("cpu", cast.enabled, cast.dtype, false);
+  try {
+    return withGradMode(false, fn);
+  } finally {
+    native.autocastSetState("cpu", cast.enabled, cast.dtype, true);
+  }
 }
 
 export function enableGrad<T>(fn: () => T): T {

@@ -50,6 +50,38 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe("autocast state", () => {
+  it("noGrad bypasses the cast cache: a weight first used under noGrad still gets its gradient", () => {
+    const live = memoryStats().liveTensors;
+    manualSeed(3);
+    const w = rand([6, 6]).keep().requiresGrad_();
+    const x = rand([4, 6]).keep();
+    const seen: boolean[] = [];
+    autocast({ dtype: "bfloat16", cacheEnabled: true }, () =>
+      scope(() => {
+        // Under noGrad the cache is off (and back on after it); the first cast of w happens
+        // there, as RT-ER's router query before its training forward.
+        noGrad(() => {
+          seen.push(autocastState().cacheEnabled);
+          x.matmul(w);
+        });
+        seen.push(autocastState().cacheEnabled);
+        const y = x.matmul(w);
+        assert.equal(y.dtype, "bfloat16");
+        y.float().sum().backward();
+      }),
+    );
+    assert.deepEqual(seen, [false, true]);
+    // d/dw sum(x w) = x^T 1: each column of the gradient is the column sums of x.
+    const g = scope(() => (w.grad as Tensor).toFlatArray());
+    const colSums = scope(() => noGrad(() => x.to("bfloat16").float().sum(0)).toFlatArray());
+    for (let i = 0; i < 6; i++)
+      for (let j = 0; j < 6; j++)
+        assert.ok(Math.abs((g[i * 6 + j] as number) - (colSums[i] as number)) < 0.05, `grad[${i},${j}]`);
+    w.grad = null;
+    for (const t of [w, x]) t.dispose();
+    assert.equal(memoryStats().liveTensors, live);
+  });
+
   it("is set inside the region and restored after it, nested and on throw", () => {
     assert.equal(isAutocastEnabled(), false);
     autocast({ dtype: "bfloat16" }, () => {
