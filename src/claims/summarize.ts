@@ -730,7 +730,9 @@ export function summarizeClaims(o: ClaimsOptions, s: ClaimsSettings = claimsSett
       .map((st) => {
         const planned = stageCommand(st);
         const rec = recorded[relative(o.out, st.output)];
-        const ran = states.get(st) !== "to-run";
+        // The data marker is per machine and not kept with the results: any finished stage
+        // means the data was prepared where it ran.
+        const ran = states.get(st) !== "to-run" || (st.kind === "data" && stateList.includes("done"));
         // The record says what made the file; a different plan now (another --n, say) is pointed out.
         if (ran && rec !== undefined && rec.command !== planned)
           notes.push(

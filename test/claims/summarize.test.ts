@@ -475,6 +475,9 @@ describe("claims summary", () => {
       c.commands.find((k) => k.command.startsWith(`rmoe train --preset claims-cifar10 --method standard --set seed=${seed}`));
     assert.equal(trainOf(0)?.ran, true);
     assert.equal(trainOf(1)?.ran, false);
+    // No .data-ready marker (it is not kept with the results), but a finished stage shows the
+    // data was prepared where it ran.
+    assert.equal(c.commands.find((k) => k.seed === null)?.ran, true);
     assert.match(c.notes.join("\n"), /eval-standard\.json was made by `rmoe eval --n 100`, not by this plan's `rmoe eval --ckpt/);
     const md = readFileSync(files.tables, "utf8");
     assert.match(md, /## Claim 1: A standard MoE: RA-E far below RA-R/);
