@@ -10,6 +10,7 @@ import { parseAttackSpec } from "./attack-spec.js";
 import type { Metric } from "./metric.js";
 import { CertifiedAccuracy } from "./metrics/certified.js";
 import { CleanAccuracy } from "./metrics/clean-accuracy.js";
+import { DualMembers } from "./metrics/dual-members.js";
 import { EpsCurves } from "./metrics/eps-curves.js";
 import { MaskingChecks } from "./metrics/masking.js";
 import { groupResult, MoEAttackMetric, moeAttackSource } from "./metrics/moe-attack.js";
@@ -49,6 +50,8 @@ export interface EvalMetrics {
   zeroGradients: ZeroGradients;
   masking: MaskingChecks;
   certified: CertifiedAccuracy | null;
+  /** What each member of a dual model contributes; null for any other model. */
+  dual: DualMembers | null;
   /** The metrics that measure batches, in the order they run on each batch. */
   measured: Metric<unknown>[];
 }
@@ -109,6 +112,7 @@ export function buildMetrics(record: EvalRecord, means: RunMeans | null): EvalMe
   const masking = new MaskingChecks(record, means?.masking ?? null);
   const certify = h.certify ?? null;
   const certified = certify === null ? null : new CertifiedAccuracy(record, certify, means?.certifier ?? null, curves.flat());
+  const dual = h.model.kind === "dual" ? new DualMembers(record, headline) : null;
   return {
     clean,
     curves,
@@ -120,10 +124,12 @@ export function buildMetrics(record: EvalRecord, means: RunMeans | null): EvalMe
     zeroGradients,
     masking,
     certified,
+    dual,
     measured: [
       clean,
       masking,
       ...curves.flat(),
+      ...(dual === null ? [] : [dual]),
       ...members.map((m) => m.routes),
       ...members.flatMap((m) => m.attacks),
       zeroGradients,
@@ -175,6 +181,7 @@ export function reportOf(record: EvalRecord): RobustnessReport {
     zeroGradients: m.zeroGradients.result(),
     masking: m.masking.result(),
     certified: m.certified?.result() ?? null,
+    dual: m.dual?.result() ?? null,
     seconds: record.elapsed,
   };
 }

@@ -1,7 +1,7 @@
 // A RobustnessReport as text: an aligned table for people (`rmoe eval`) and JSON for
 // machines (`rmoe eval --json`; the fields are documented in docs/EVAL.md).
 import { formatEps } from "./eps.js";
-import type { CertifiedResult, Interval, MoEAttackResult, MoEResult, RobustnessReport } from "./report.js";
+import type { CertifiedResult, DualResult, Interval, MoEAttackResult, MoEResult, RobustnessReport } from "./report.js";
 
 export function percent(v: number | null): string {
   return v === null || !Number.isFinite(v) ? "-" : `${(100 * v).toFixed(2)}%`;
@@ -142,6 +142,7 @@ export function formatReportTable(r: RobustnessReport): string {
   if (r.curves.eps.length > 1 && r.curves.attacks.length > 0) lines.push("", curveSection(r));
   if (r.certified !== undefined && r.certified !== null) lines.push("", certifiedSection(r, r.certified, ci));
 
+  if (r.dual !== undefined && r.dual !== null) lines.push("", dualSection(r.dual, ci));
   for (const m of r.moe) lines.push("", moeSection(m, ci));
 
   lines.push("");
@@ -171,6 +172,48 @@ export function formatReportTable(r: RobustnessReport): string {
   }
   lines.push("", `${r.seconds.toFixed(1)} s`);
   return `${lines.join("\n")}\n`;
+}
+
+/** Who decides in a dual model: each member alone on x and at the dual model's adversarial points. */
+function dualSection(d: DualResult, ci: string): string {
+  const out = [
+    `dual-model members (alpha ${d.alpha}, mixes ${d.space}): each member ALONE at the dual model's inputs;`,
+    "  'decides': the dual model's prediction is this member's; 'logit spread': std of its logits over the classes",
+  ];
+  const rows = [["", "weight", "logit spread", "weighted", "on", "accuracy", ci, "decides", "out-voted"]];
+  for (const m of d.members) {
+    rows.push([
+      m.member,
+      String(+m.weight.toFixed(6)),
+      m.logitSpread.toFixed(3),
+      (m.weight * m.logitSpread).toFixed(3),
+      "clean",
+      percent(m.clean.accuracy),
+      intervalText(m.clean.interval),
+      percent(m.agreement),
+      "",
+    ]);
+    for (const a of m.underAttack) {
+      rows.push([
+        "",
+        "",
+        "",
+        "",
+        a.spec,
+        percent(a.correct.accuracy),
+        intervalText(a.correct.interval),
+        percent(a.agreement),
+        `${a.outvoted}/${a.broken}`,
+      ]);
+    }
+  }
+  out.push(alignColumns(rows, "lrrrlrrrr"));
+  if (d.members.some((m) => m.underAttack.length > 0)) {
+    out.push(
+      "  (out-voted: of the samples the attack broke (the dual model right on x, wrong at its point), those this member alone still gets right there)",
+    );
+  }
+  return out.join("\n");
 }
 
 /** Certified accuracy per radius (--certify), and any certificate an attack broke. */

@@ -15,7 +15,7 @@ export const REPORT_SCHEMA = "robust-moe.robustness-report";
  * 2: RA-E, RA-R and the real-MoE accuracies count a sample only when the model they
  * describe is also correct on the clean x (version 1 counted plain means); intervals,
  * eps curves, zero-gradient flags and shard fields added. Added since without a bump (new
- * fields only, old readers ignore them): certified.
+ * fields only, old readers ignore them): certified, dual.
  */
 export const REPORT_VERSION = 2;
 
@@ -215,6 +215,45 @@ export interface CertifiedResult extends CertifyHeader {
   seconds: number;
 }
 
+/** One member of a dual model under one whole-model attack (at the dual model's adversarial points). */
+export interface DualMemberAttack {
+  spec: string;
+  /** The member alone correct on x and at the dual model's adversarial point (its RA there, not under its own attack). */
+  correct: Score;
+  /** Fraction of samples whose dual-model prediction at the adversarial point is this member's. */
+  agreement: number;
+  /** Samples the attack broke: the dual model correct on x and wrong at its point. */
+  broken: number;
+  /** Of those, the ones this member alone still classifies correctly at that point: the other member out-voted it. */
+  outvoted: number;
+}
+
+/** What one member of a dual model contributes to the dual model's decisions. */
+export interface DualMemberResult {
+  member: "standard" | "robust";
+  /** Its mixing weight: 1 - alpha for the standard member, alpha for the robust one. */
+  weight: number;
+  /** The member alone on the clean inputs. */
+  clean: Score;
+  /** Fraction of samples whose clean dual-model prediction is this member's. */
+  agreement: number;
+  /**
+   * Mean over samples of the standard deviation over classes of the member's logits on x
+   * (unweighted): with logits mixing, weight * logitSpread is how hard it pulls on the mixture.
+   */
+  logitSpread: number;
+  /** At each whole-model attack's points (headline eps), in attack order. */
+  underAttack: DualMemberAttack[];
+}
+
+/** Who decides in a dual model: each member alone, at the dual model's clean and adversarial inputs. */
+export interface DualResult {
+  alpha: number;
+  space: "logits" | "probs";
+  /** The standard member, then the robust one. */
+  members: DualMemberResult[];
+}
+
 export interface RobustnessReport {
   schema: typeof REPORT_SCHEMA;
   version: typeof REPORT_VERSION;
@@ -246,6 +285,8 @@ export interface RobustnessReport {
   masking: MaskingResult | null;
   /** Certified accuracy per radius (`--certify`), or null. */
   certified: CertifiedResult | null;
+  /** A dual model's members (null for any other model, or a flags file written before this field). */
+  dual: DualResult | null;
   /** Wall-clock seconds of the whole evaluation. */
   seconds: number;
 }

@@ -5,7 +5,6 @@
 // attack list do not change an attack's result under a seed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ArrayDataset } from "../../src/data/index.js";
 import {
   AttackSpecError,
   type EvalBatch,
@@ -18,24 +17,12 @@ import {
   type RobustnessReport,
 } from "../../src/eval/index.js";
 import { ExpertUsage } from "../../src/models/expert-usage.js";
-import { dispose, fromBytes, noGrad, scope, type Tensor, tensor } from "../../src/tensor/index.js";
+import { dispose, noGrad, scope, tensor } from "../../src/tensor/index.js";
 import { assertInThreatModel, guardLeaks } from "../attacks/helpers.js";
-import { CLASSES, constantModel, K, linearModel, SHAPE, synthData, tinyDual, tinyMoE } from "./helpers.js";
+import { CLASSES, constantModel, K, linearModel, synthData, tensorsOf, tinyDual, tinyMoE } from "./helpers.js";
 
 const EPS = 8 / 255;
 const FAST = { apgdSteps: 5, queries: 20, moeSteps: 5 };
-
-/** The dataset as (x, y) tensors, in order. */
-function tensorsOf(ds: ArrayDataset): { x: Tensor; y: Tensor } {
-  const { storage } = ds.view();
-  const n = ds.length;
-  return scope(() => ({
-    x: fromBytes(storage.images.slice(0, n * 16), [n, ...SHAPE], "uint8")
-      .to("float32")
-      .div(255),
-    y: tensor(Array.from(storage.labels), { dtype: "int64" }),
-  }));
-}
 
 function sameExceptTime(a: RobustnessReport, b: RobustnessReport): void {
   const strip = (r: RobustnessReport) =>

@@ -3,7 +3,7 @@
 import { ArrayDataset } from "../../src/data/index.js";
 import { DualModel, MoE } from "../../src/models/index.js";
 import { Flatten, Linear, Sequential } from "../../src/nn/index.js";
-import { full, manualSeed, noGrad, rand, scope, type Tensor, tensor } from "../../src/tensor/index.js";
+import { fromBytes, full, manualSeed, noGrad, rand, scope, type Tensor, tensor } from "../../src/tensor/index.js";
 import { randomBytes } from "../data/synth.js";
 
 export const SHAPE = [1, 4, 4] as const;
@@ -48,6 +48,18 @@ export function tinyDual(seed: number, alpha = 0.25): DualModel<MoE<Sequential>,
 export function synthData(n: number, seed: number, labels?: readonly number[]): ArrayDataset {
   const ys = labels ?? Array.from({ length: n }, (_, i) => (i * 7 + seed) % K);
   return ArrayDataset.fromArrays(randomBytes(n * 16, seed), ys, SHAPE, CLASSES);
+}
+
+/** The dataset as (x, y) tensors, in order. */
+export function tensorsOf(ds: ArrayDataset): { x: Tensor; y: Tensor } {
+  const { storage } = ds.view();
+  const n = ds.length;
+  return scope(() => ({
+    x: fromBytes(storage.images.slice(0, n * 16), [n, ...SHAPE], "uint8")
+      .to("float32")
+      .div(255),
+    y: tensor(Array.from(storage.labels), { dtype: "int64" }),
+  }));
 }
 
 /**
