@@ -1,11 +1,12 @@
 // `rmoe claims`: the paper's claims at CPU scale, every row reproducible (docs/RESULTS.md).
-import { DEFAULTS, parseRows, parseSeeds } from "../claims/plan.js";
+import { existsSync } from "node:fs";
+import { commandsFile, DEFAULTS, parseRows, parseSeeds } from "../claims/plan.js";
 import { runClaims } from "../claims/run.js";
 import { parseOptions } from "./args.js";
 import { runCommand, UsageError } from "./eval-command.js";
 
 const USAGE = `usage: rmoe claims [--out DIR] [--seeds 0,1,2] [--rows 1,2,...] [--n N] [--aa-n N] [--quick]
-                   [--summarize-only] [--data-root DIR]
+                   [--summarize-only] [--resume] [--data-root DIR]
 
 Checks the six claims of issue #13 at CPU scale (preset claims-cifar10, docs/RESULTS.md):
   1  a standard MoE: RA-E far below RA-R (worst case over the router attacks)
@@ -18,7 +19,8 @@ For each seed it trains the models the selected claims need, evaluates them, swe
 certifies, one rmoe command per stage; then writes DIR/claims.json and DIR/results-tables.md
 (mean, sample std and per-seed values, a verdict per claim, the command behind every number).
 Run it again with the same --out: finished stages are skipped and an interrupted training
-resumes from its last checkpoint.
+resumes from its last checkpoint (--resume says so explicitly and refuses a directory that
+holds no earlier run).
 
 options:
   --out DIR         the run directory (default runs/claims, or runs/claims-quick with --quick)
@@ -29,6 +31,9 @@ options:
   --quick           preset ci-tiny, 1 epoch, few images, weak attacks: checks the machinery
                     in minutes; its numbers mean nothing
   --summarize-only  run nothing: summarize what exists
+  --resume          continue the run in --out; an error when DIR holds no earlier rmoe claims
+                    run (no DIR/commands.json), so a mistyped --out never starts hours of
+                    training from nothing (without --resume a new DIR starts a new run)
   --data-root DIR   data cache (default $RMOE_DATA or ~/.cache/robust-moe)
 `;
 
@@ -52,6 +57,7 @@ export async function claimsCommand(argv: readonly string[]): Promise<number> {
           "aa-n": { type: "int", min: 1 },
           quick: { type: "flag" },
           "summarize-only": { type: "flag" },
+          resume: { type: "flag" },
           "data-root": { type: "string" },
         },
         "rmoe claims",
@@ -63,8 +69,15 @@ export async function claimsCommand(argv: readonly string[]): Promise<number> {
       throw new UsageError(message.startsWith("rmoe claims") ? message : `rmoe claims: ${message}`);
     }
     const quick = o.quick === true;
+    const out = (o.out as string | undefined) ?? (quick ? "runs/claims-quick" : "runs/claims");
+    // Every run resumes; --resume only adds the check that there is something to resume.
+    if (o.resume === true && !existsSync(commandsFile(out))) {
+      throw new UsageError(
+        `rmoe claims: --resume: ${out} holds no earlier rmoe claims run (no ${commandsFile(out)}); check --out, or drop --resume to start a new run there`,
+      );
+    }
     const r = await runClaims({
-      out: (o.out as string | undefined) ?? (quick ? "runs/claims-quick" : "runs/claims"),
+      out,
       seeds: seeds ?? [...(quick ? DEFAULTS.quickSeeds : DEFAULTS.seeds)],
       rows,
       n: (o.n as number | undefined) ?? (quick ? DEFAULTS.quickN : DEFAULTS.n),

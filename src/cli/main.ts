@@ -40,7 +40,7 @@ commands:
                                              an HTML report with plots (docs/REPORT.md)
   certify --ckpt FILE --data cifar10 [--method ibp|smoothing|lipschitz] [--eps LIST]
                                              certified accuracy at each radius (docs/CERTIFY.md)
-  claims [--out DIR] [--rows 1,2,...] [--seeds 0,1,2] [--summarize-only] [--quick]
+  claims [--out DIR] [--rows 1,2,...] [--seeds 0,1,2] [--summarize-only] [--resume] [--quick]
                                              the paper's claims at CPU scale, 3 seeds, resumable
                                              (docs/RESULTS.md)
   help                                       this text (rmoe <command> --help for details)

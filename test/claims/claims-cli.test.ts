@@ -1,6 +1,6 @@
 // `rmoe claims --quick --rows 1,3 --seeds 0` end to end on real CIFAR-10, in a child process in
 // a temporary directory: every stage leaves its output, claims.json and results-tables.md are
-// written from them, a second run skips every stage, and usage errors exit with 2.
+// written from them, a second run (--resume) skips every stage, and usage errors exit with 2.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -30,6 +30,11 @@ describe("rmoe claims", () => {
     const unknown = rmoe(["claims", "--bogus"], 60_000);
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /unknown option '--bogus'/);
+    // --resume into a directory with no earlier run: refused before anything starts or is created.
+    const resume = rmoe(["claims", "--resume", "--out", "claimz", "--rows", "1"], 60_000);
+    assert.equal(resume.status, 2, resume.stderr);
+    assert.match(resume.stderr, /--resume: claimz holds no earlier rmoe claims run \(no claimz\/commands\.json\)/);
+    assert.equal(existsSync(join(dir, "claimz")), false);
   });
 
   it("every full-scale command's options are accepted: each fails on the missing checkpoint (exit 1), never on usage (2)", {
@@ -111,7 +116,7 @@ describe("rmoe claims", () => {
       /rmoe sweep --standard out\/seed-0\/standard\/model\.safetensors --robust out\/seed-0\/rt-er\/model\.safetensors/,
     );
 
-    const second = rmoe(args, 120_000);
+    const second = rmoe([...args, "--resume"], 120_000);
     assert.equal(second.status, 0, second.stderr);
     assert.equal((second.stderr.match(/done before, skipped/g) ?? []).length, stages.length, "every stage skipped");
     assert.ok(existsSync(join(out, "claims.json")));
