@@ -142,6 +142,12 @@ export interface EvalNumbers {
   n: number;
   sa: number;
   ra: Record<string, number>;
+  /**
+   * RA under the per-sample worst case of every attack on the whole model in that evaluation:
+   * the listed attacks and the adaptive MoE attack (route-then-expert), docs/EVAL.md. The
+   * strongest white-box number of the run; null when the report has none.
+   */
+  worst: number | null;
   moe: {
     usage: number[];
     raE: number | null;
@@ -175,6 +181,7 @@ function evalNumbers(value: unknown, file: string): EvalNumbers {
     n: e.n,
     sa: e.sa,
     ra: Object.fromEntries(e.attacks.map((a) => [a.spec, a.accuracy])),
+    worst: e.worstCase,
     moe:
       m === null
         ? null
@@ -213,11 +220,11 @@ const PAPER: Record<ClaimRow, string> = {
 
 const CRITERIA: Record<ClaimRow, string> = {
   1: "holds when RA-E < RA-R (RA-R = the per-sample worst case over the untargeted and targeted router attacks) in every seed run; 'beyond noise' counts seeds where the two 95% Clopper-Pearson intervals are disjoint; the paper's magnitudes (RA-E < 4%, RA-R > 50%) are checked on the means and reported separately",
-  2: `holds when RT-ER's RA is above every baseline's in every seed, under both PGD and AutoAttack; does not hold when it is below some baseline's in every seed under either attack; otherwise mixed. SA counts as comparable when the mean SA gap is at most ${COMPARABLE_SA_POINTS} points (else the line says so)`,
+  2: `holds when RT-ER's RA is above every baseline's in every seed, under PGD, under the worst case of the PGD evaluation's attacks (PGD and the adaptive route-then-expert attack) and under AutoAttack; does not hold when it is below some baseline's in every seed under any of the three; otherwise mixed. SA counts as comparable when the mean SA gap is at most ${COMPARABLE_SA_POINTS} points (else the line says so)`,
   3: "per seed: for every pair alpha_i < alpha_j, SA rising or RA falling with disjoint 95% Clopper-Pearson intervals is a violation (smaller reversals are within noise); the net change from the first to the last alpha must lie beyond the intervals (SA down, RA up). holds: no violation and both net changes beyond noise in every seed; does not hold: a violation in some seed; partly: monotone within noise but a net change not beyond noise",
   4: "holds when JTDMoE is above the post-hoc dual model at JTDMoE's own alpha in both SA and RA in every seed; does not hold when below in both in every seed; otherwise mixed",
   5: "measured, not judged against a number: per certificate, whether anything is certified at the smallest radius (non-vacuous), and how the dual models compare with the single RT-ER MoE radius by radius (higher in every seed / lower in every seed)",
-  6: "holds when both trainable top-1 routers (with and without load balancing) are above the hard router in SA and RA in every seed; does not hold when the hard router is at least as high as both in SA and RA in every seed; otherwise mixed. The load-balancing line compares the usage balance (normalised entropy of the clean routes) with and without it",
+  6: "holds when both trainable top-1 routers (with and without load balancing) are above the hard router in SA and RA (under PGD and under the worst case of the evaluation's attacks) in every seed; does not hold when the hard router is at least as high as both in all of them in every seed; otherwise mixed. The load-balancing line compares the usage balance (normalised entropy of the clean routes) with and without it",
 };
 
 interface Ctx {
@@ -248,6 +255,11 @@ function seedsComplete(ctx: Ctx, missing: readonly string[]): number[] {
 }
 
 const P = (label: string): SummaryColumn => ({ label, format: "percent" });
+/**
+ * The per-sample worst case of an evaluation (PGD and the adaptive route-then-expert attack on
+ * the whole MoE): PGD alone can miss what routing hides, so every RA table shows both.
+ */
+const WORST = "RA worst case";
 
 function claim1(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "criterion" | "reproduce" | "commands"> {
   const missing: string[] = [];
@@ -263,6 +275,7 @@ function claim1(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
     columns: [
       P("SA"),
       P(`RA ${ctx.s.attack}`),
+      P(WORST),
       P("RA-E"),
       P("RA-R (worst case)"),
       P("RA-R untargeted"),
@@ -276,6 +289,7 @@ function claim1(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
         cells: [
           col((e) => e.sa),
           col((e) => e.ra[ctx.s.attack]),
+          col((e) => e.worst),
           col((e) => e.moe?.raE),
           col((e) => e.moe?.raR),
           col((e) => e.moe?.raRUntargeted),
@@ -350,6 +364,7 @@ function claim2(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
   const q = {
     sa: (m: ModelName) => val(ev[m], (e) => e.sa),
     ra: (m: ModelName) => val(ev[m], (e) => e.ra[ctx.s.attack]),
+    worst: (m: ModelName) => val(ev[m], (e) => e.worst),
     aa: (m: ModelName) => val(aa[m], (e) => e.ra.aa),
     aaSa: (m: ModelName) => val(aa[m], (e) => e.sa),
     raE: (m: ModelName) => val(ev[m], (e) => e.moe?.raE),
@@ -358,10 +373,10 @@ function claim2(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
   const st = (v: (Measured | null)[]) => stat(v.map((x) => x?.accuracy ?? null));
   const table: SummaryTable = {
     title: `RA under ${ctx.s.attack} (n=${ctx.o.n}) and AutoAttack (n=${ctx.o.aaN})`,
-    columns: [P("SA"), P(`RA ${ctx.s.attack}`), P(`SA (aa run)`), P("RA aa"), P("RA-E"), P("RA-R")],
+    columns: [P("SA"), P(`RA ${ctx.s.attack}`), P(WORST), P(`SA (aa run)`), P("RA aa"), P("RA-E"), P("RA-R")],
     rows: models.map((m) => ({
       label: MODELS[m].title,
-      cells: [st(q.sa(m)), st(q.ra(m)), st(q.aaSa(m)), st(q.aa(m)), st(q.raE(m)), st(q.raR(m))],
+      cells: [st(q.sa(m)), st(q.ra(m)), st(q.worst(m)), st(q.aaSa(m)), st(q.aa(m)), st(q.raE(m)), st(q.raR(m))],
     })),
   };
   const verdict: string[] = [];
@@ -369,8 +384,9 @@ function claim2(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
   for (const b of models.slice(1)) {
     const sa = compare(q.sa("rt-er"), q.sa(b));
     const ra = compare(q.ra("rt-er"), q.ra(b));
+    const worst = compare(q.worst("rt-er"), q.worst(b));
     const ra2 = compare(q.aa("rt-er"), q.aa(b));
-    all.push(ra, ra2);
+    all.push(ra, ...(worst.seeds > 0 ? [worst] : []), ra2);
     const gap = sa.diff.mean;
     const comparable =
       gap === null
@@ -379,7 +395,7 @@ function claim2(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
           ? " (comparable SA)"
           : ` (SA NOT comparable: more than ${COMPARABLE_SA_POINTS} points apart)`;
     verdict.push(
-      `RT-ER vs ${MODELS[b].title}: ${describeComparison(`SA`, "RT-ER", sa)}${comparable}; ${describeComparison(`RA ${ctx.s.attack}`, "RT-ER", ra)}; ${describeComparison("RA aa", "RT-ER", ra2)}`,
+      `RT-ER vs ${MODELS[b].title}: ${describeComparison(`SA`, "RT-ER", sa)}${comparable}; ${describeComparison(`RA ${ctx.s.attack}`, "RT-ER", ra)}; ${worst.seeds > 0 ? `${describeComparison(WORST, "RT-ER", worst)}; ` : ""}${describeComparison("RA aa", "RT-ER", ra2)}`,
     );
   }
   return {
@@ -632,6 +648,7 @@ function claim6(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
     columns: [
       P("SA"),
       P(`RA ${ctx.s.attack}`),
+      P(WORST),
       P("RA-E"),
       P("RA-R"),
       P("route flips (RA-R)"),
@@ -643,6 +660,7 @@ function claim6(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
       cells: [
         st(val(m, (e) => e.sa)),
         st(val(m, (e) => e.ra[ctx.s.attack])),
+        st(val(m, (e) => e.worst)),
         st(val(m, (e) => e.moe?.raE)),
         st(val(m, (e) => e.moe?.raR)),
         st(val(m, (e) => e.moe?.routeFlipsRaR)),
@@ -662,9 +680,13 @@ function claim6(ctx: Ctx): Omit<ClaimSummary, "row" | "title" | "paper" | "crite
       val(m, (e) => e.ra[ctx.s.attack]),
       val("standard-hard", (e) => e.ra[ctx.s.attack]),
     );
-    cs.push(sa, ra);
+    const worst = compare(
+      val(m, (e) => e.worst),
+      val("standard-hard", (e) => e.worst),
+    );
+    cs.push(sa, ra, ...(worst.seeds > 0 ? [worst] : []));
     verdict.push(
-      `${MODELS[m].title} vs hard router: ${describeComparison("SA", "trainable", sa)}; ${describeComparison(`RA ${ctx.s.attack}`, "trainable", ra)}`,
+      `${MODELS[m].title} vs hard router: ${describeComparison("SA", "trainable", sa)}; ${describeComparison(`RA ${ctx.s.attack}`, "trainable", ra)}${worst.seeds > 0 ? `; ${describeComparison(WORST, "trainable", worst)}` : ""}`,
     );
   }
   // Usage balance is not an accuracy: compared by sign only, seed by seed.

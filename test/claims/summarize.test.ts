@@ -45,6 +45,8 @@ interface EvalCounts {
   raR?: number;
   raRU?: number;
   raRT?: number;
+  /** The per-sample worst case over every attack of the run (docs/EVAL.md `worstCase`). */
+  worst?: number;
   usage?: number[];
 }
 
@@ -75,7 +77,8 @@ function evalReport(c: EvalCounts): unknown {
     classes: ["a", "b"],
     clean: acc(c.sa, c.n),
     attacks: Object.entries(c.ra).map(([spec, k]) => ({ spec, attack: spec, ...acc(k, c.n), seconds: 1 })),
-    worstCase: null,
+    worstCase:
+      c.worst === undefined ? null : { attacks: [...Object.keys(c.ra), "route-then-expert:model"], ...acc(c.worst, c.n) },
     perClass: [],
     moe:
       c.raE === undefined
@@ -179,7 +182,15 @@ describe("claims summary", () => {
     for (const seed of [0, 1])
       put(
         seedPaths(o.out, seed, ALPHA).eval("standard"),
-        evalReport({ n: 500, sa: 400, ra: { pgd50: 5 }, raE: raE[seed], raR: raR[seed], raRU: (raR[seed] as number) + 20 }),
+        evalReport({
+          n: 500,
+          sa: 400,
+          ra: { pgd50: 5 },
+          worst: 3 + seed,
+          raE: raE[seed],
+          raR: raR[seed],
+          raRU: (raR[seed] as number) + 20,
+        }),
       );
     let sum = summarizeClaims(o);
     let c = claim(sum, 1);
@@ -193,6 +204,7 @@ describe("claims summary", () => {
     close(col("RA-E")?.mean ?? null, 0.025, "RA-E mean");
     close(col("RA-E")?.std ?? null, Math.sqrt(2 * 0.005 ** 2), "RA-E sample std");
     assert.deepEqual(col("RA-R untargeted")?.perSeed, [0.64, 0.6, null]);
+    assert.deepEqual(col("RA worst case")?.perSeed, [0.006, 0.008, null], "read from the report's worstCase");
     assert.match(c.verdict[0] as string, /RA-E < RA-R \(worst case\) in 2 of 2 seeds run, beyond the 95% intervals in 2/);
     assert.match(c.verdict.join("\n"), /RA-E 2\.5%, RA-R 58\.0%: met/);
     // The third seed shows RA-E above RA-R: no longer every seed.
@@ -212,7 +224,10 @@ describe("claims summary", () => {
     for (const seed of [0, 1])
       for (const m of models) {
         const p = seedPaths(o.out, seed, ALPHA);
-        put(p.eval(m), evalReport({ n: 500, sa: sa[m] + seed, ra: { pgd50: ra[m] + seed }, raE: 100, raR: 100 }));
+        put(
+          p.eval(m),
+          evalReport({ n: 500, sa: sa[m] + seed, ra: { pgd50: ra[m] + seed }, worst: ra[m] - 10, raE: 100, raR: 100 }),
+        );
         put(p.evalAa(m), evalReport({ n: 200, sa: 120, ra: { aa: Math.round((ra[m] * 2) / 5) } }));
       }
     let c = claim(summarizeClaims(o), 2);
@@ -224,10 +239,31 @@ describe("claims summary", () => {
     );
     assert.match(c.verdict[2] as string, /AdvMoE: SA: \+20\.0 ± 0\.0 points .*SA NOT comparable/);
     const table = c.tables[0];
+    const column = (label: string) => table?.columns.findIndex((x) => x.label === label) ?? -1;
     assert.deepEqual(
-      table?.rows.map((r) => r.cells[3]?.mean),
+      table?.rows.map((r) => r.cells[column("RA aa")]?.mean),
       models.map((m) => Math.round((ra[m] * 2) / 5) / 200),
     );
+    assert.deepEqual(
+      table?.rows.map((r) => r.cells[column("RA worst case")]?.mean),
+      models.map((m) => (ra[m] - 10) / 500),
+    );
+    // The adaptive attack breaks RT-ER more than PGD-50 does: below PGD-AT's worst case in both
+    // seeds, although above it under PGD-50 and AutoAttack, so the claim does not hold.
+    for (const seed of [0, 1])
+      put(
+        seedPaths(o.out, seed, ALPHA).eval("rt-er"),
+        evalReport({ n: 500, sa: 300 + seed, ra: { pgd50: 150 + seed }, worst: 60, raE: 100, raR: 100 }),
+      );
+    c = claim(summarizeClaims(o), 2);
+    assert.equal(c.status, "does not hold");
+    assert.match(c.verdict[0] as string, /RA worst case: −10\.0 ± 0\.0 points \(RT-ER lower in 2 of 2 seeds/);
+    for (const seed of [0, 1])
+      put(
+        seedPaths(o.out, seed, ALPHA).eval("rt-er"),
+        evalReport({ n: 500, sa: 300 + seed, ra: { pgd50: 150 + seed }, worst: 140, raE: 100, raR: 100 }),
+      );
+    assert.equal(claim(summarizeClaims(o), 2).status, "holds");
     // AutoAttack puts TRADES above RT-ER in both seeds: the claim does not hold.
     for (const seed of [0, 1])
       put(seedPaths(o.out, seed, ALPHA).evalAa("trades"), evalReport({ n: 200, sa: 120, ra: { aa: 90 } }));
@@ -432,9 +468,26 @@ describe("claims summary", () => {
     put(p.eval("standard-hard"), evalReport({ n: 400, sa: 150, ra: { pgd50: 10 }, raE: 5, raR: 150, usage: [200, 200, 0, 0] }));
     const c = claim(summarizeClaims(o), 6);
     assert.equal(c.status, "holds");
-    const balance = c.tables[0]?.rows.map((r) => r.cells[5]?.mean);
+    const column = (label: string) => c.tables[0]?.columns.findIndex((x) => x.label === label) ?? -1;
+    const balance = c.tables[0]?.rows.map((r) => r.cells[column("usage balance (0-1)")]?.mean);
     assert.deepEqual(balance, [1, 0, 0.5]);
     assert.match(c.verdict[2] as string, /usage balance higher with it in 1 of 1 seeds/);
+    // Under the worst case of its evaluation the hard router holds more than one trainable router: mixed.
+    put(
+      p.eval("standard"),
+      evalReport({ n: 400, sa: 200, ra: { pgd50: 20 }, worst: 4, raE: 5, raR: 150, usage: [100, 100, 100, 100] }),
+    );
+    put(
+      p.eval("standard-hard"),
+      evalReport({ n: 400, sa: 150, ra: { pgd50: 10 }, worst: 8, raE: 5, raR: 150, usage: [200, 200, 0, 0] }),
+    );
+    const mixed = claim(summarizeClaims(o), 6);
+    assert.equal(mixed.status, "mixed");
+    assert.match(mixed.verdict[0] as string, /RA worst case: −1\.0 points \(trainable lower in 1 of 1 seed,/);
+    assert.deepEqual(
+      mixed.tables[0]?.rows.map((r) => r.cells[column("RA worst case")]?.mean),
+      [0.01, null, 0.02],
+    );
   });
 
   it("nothing run: every claim 'not run yet', every cell too; an unreadable file names its problem", () => {
