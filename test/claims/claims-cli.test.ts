@@ -93,7 +93,7 @@ describe("rmoe claims", () => {
     }
     const [c1, c3] = sum.claims;
     const row = c1?.tables[0]?.rows[0];
-    assert.equal(row?.cells.length, 8);
+    assert.equal(row?.cells.length, 9);
     assert.ok(row?.cells.every((x) => x !== null && x.n === 1 && x.mean !== null && x.mean >= 0 && x.mean <= 1));
     assert.deepEqual(
       c3?.tables[0]?.rows.map((r) => r.label),
